@@ -1,0 +1,133 @@
+"""Run layout and run records: run ids, the immutable spec.json, the controller's run.json.
+
+    <storage>/runs/<run-id>/
+      spec.json                 immutable, written once before any stage
+      run.json                  controller state: attempts, handles, timings, outcome
+      <stage>/_manifest.json    the commit
+      <stage>/attempts/<id>/    outputs and log of one attempt
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from mlbatch import storage
+from mlbatch.errors import BadInput
+
+RUN_ID_PATTERN = re.compile(r"^\d{8}-\d{6}-[a-z0-9]{6}$")
+ATTEMPT_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,15}$")
+
+
+def new_run_id(now: datetime | None = None) -> str:
+    """Lowercase `YYYYMMDD-HHMMSS-xxxxxx`: sortable by time, path-safe, valid in Job names."""
+    now = now or datetime.now(UTC)
+    return f"{now:%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+
+
+def new_attempt_id(number: int) -> str:
+    """`<n>-<4 hex>`: ordered within a stage, unique even if two controllers race."""
+    return f"{number}-{secrets.token_hex(2)}"
+
+
+def check_run_id(run_id: str) -> str:
+    if not RUN_ID_PATTERN.match(run_id):
+        raise BadInput(f"run id {run_id!r} is not of the form YYYYMMDD-HHMMSS-xxxxxx")
+    return run_id
+
+
+@dataclass(frozen=True)
+class RunLayout:
+    """Where everything of one run lives."""
+
+    storage_uri: str
+    run_id: str
+
+    @classmethod
+    def from_run_uri(cls, run_uri: str) -> RunLayout:
+        root, sep, run_id = run_uri.rstrip("/").rpartition("/runs/")
+        if not sep:
+            raise BadInput(f"{run_uri!r} is not a run URI (<storage>/runs/<run-id>)")
+        return cls(storage_uri=root, run_id=check_run_id(run_id))
+
+    @property
+    def uri(self) -> str:
+        return storage.join(self.storage_uri, "runs", self.run_id)
+
+    @property
+    def spec_uri(self) -> str:
+        return storage.join(self.uri, "spec.json")
+
+    @property
+    def state_uri(self) -> str:
+        return storage.join(self.uri, "run.json")
+
+    def manifest_uri(self, stage: str) -> str:
+        return storage.join(self.uri, stage, "_manifest.json")
+
+    def attempt_uri(self, stage: str, attempt: str) -> str:
+        return storage.join(self.uri, stage, "attempts", attempt)
+
+    def log_prefix(self, stage: str, attempt: str) -> str:
+        return storage.join(self.attempt_uri(stage, attempt), "logs")
+
+
+def runs_prefix(storage_uri: str) -> str:
+    return storage.join(storage_uri, "runs")
+
+
+def write_spec(layout: RunLayout, spec: dict) -> None:
+    """Write the run's spec once; a run id that already has one is refused."""
+    data = json.dumps(spec, indent=2, sort_keys=True).encode()
+    if not storage.create_exclusive(layout.spec_uri, data):
+        raise BadInput(f"run {layout.run_id} already exists at {layout.uri}")
+
+
+def read_spec(layout: RunLayout) -> dict:
+    try:
+        return json.loads(storage.read_bytes(layout.spec_uri))
+    except FileNotFoundError:
+        raise BadInput(f"no run at {layout.uri} (spec.json is missing)") from None
+
+
+def read_state(layout: RunLayout) -> dict | None:
+    try:
+        return json.loads(storage.read_bytes(layout.state_uri))
+    except FileNotFoundError:
+        return None
+
+
+def write_state(layout: RunLayout, state: dict) -> None:
+    state["updated"] = time.time()
+    storage.write_bytes(layout.state_uri, json.dumps(state, indent=2).encode())
+
+
+def list_run_ids(storage_uri: str) -> list[str]:
+    """Run ids under a storage root, newest first (run ids sort by time)."""
+    prefix = runs_prefix(storage_uri)
+    ids = {
+        uri[len(prefix) + 1 :].split("/", 1)[0]
+        for uri in storage.list_uris(prefix)
+        if uri.endswith("/spec.json")
+    }
+    return sorted((i for i in ids if RUN_ID_PATTERN.match(i)), reverse=True)
+
+
+def run_id_for_name(storage_uri: str, name: str) -> str:
+    """The run id bound to a name (e.g. a Kubernetes Job name), binding a new one if needed.
+
+    The binding is created with the commit primitive, so a restarted controller pod that
+    asks again gets the same run and resumes it.
+    """
+    if not re.fullmatch(r"[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?", name):
+        raise BadInput(f"run name {name!r} must be a lowercase DNS name")
+    if RUN_ID_PATTERN.match(name):
+        return name
+    uri = storage.join(storage_uri, "run-names", f"{name}.json")
+    candidate = new_run_id()
+    storage.create_exclusive(uri, json.dumps({"name": name, "run_id": candidate}).encode())
+    return json.loads(storage.read_bytes(uri))["run_id"]
