@@ -82,7 +82,7 @@ def runs_prefix(storage_uri: str) -> str:
 
 def write_spec(layout: RunLayout, spec: dict) -> None:
     """Write the run's spec once; a run id that already has one is refused."""
-    data = json.dumps(spec, indent=2, sort_keys=True).encode()
+    data = json.dumps(spec, indent=2).encode()  # key order matters (etl.sources)
     if not storage.create_exclusive(layout.spec_uri, data):
         raise BadInput(f"run {layout.run_id} already exists at {layout.uri}")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -23,6 +24,14 @@ class Source(Model):
         description="file or glob: relative to the storage root, an absolute path, or a URI"
     )
     format: Literal["auto", "csv", "parquet", "jsonl"] = "auto"
+
+    def location(self, storage_uri: str) -> str:
+        """The source's URI: relative locations are under the storage root."""
+        from mlbatch import storage
+
+        if "://" in self.uri or self.uri.startswith("/"):
+            return storage.resolve_uri(self.uri)
+        return storage.join(storage_uri, self.uri)
 
 
 class Join(Model):
@@ -138,6 +147,26 @@ class PipelineSpec(Model):
         return list(dict.fromkeys(value))
 
 
+class SpecLoader(yaml.SafeLoader):
+    """YAML 1.2 booleans: only true/false. YAML 1.1 reads `on:` (as in `join: on:`), `yes`,
+    `no` and `off` as booleans, which surprises everyone who writes a spec."""
+
+
+SpecLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+SpecLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool",
+    re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+    list("tTfF"),
+)
+
+
+def parse_yaml(text: str):
+    return yaml.load(text, Loader=SpecLoader)  # noqa: S506 (a SafeLoader subclass)
+
+
 def load_spec(path: Path, overrides: list[str] = ()) -> PipelineSpec:
     """Read, override and validate a spec file; BadInput naming file, line and key."""
     try:
@@ -145,8 +174,8 @@ def load_spec(path: Path, overrides: list[str] = ()) -> PipelineSpec:
     except OSError as error:
         raise BadInput(f"cannot read spec {path}: {error.strerror}") from None
     try:
-        node = yaml.compose(text)
-        data = yaml.safe_load(text)
+        node = yaml.compose(text, Loader=SpecLoader)
+        data = parse_yaml(text)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)
@@ -175,7 +204,7 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
         path, sep, raw = override.partition("=")
         if not sep or not path:
             raise BadInput(f"--set {override!r}: expected path.to.key=value")
-        value = yaml.safe_load(raw) if raw else ""
+        value = parse_yaml(raw) if raw else ""
         keys = path.split(".")
         target: Any = data
         for key in keys[:-1]:

@@ -1,0 +1,245 @@
+"""The controller loop: plan, launch through an executor, watch, retry, record run.json.
+
+It never does a stage's work. Manifests, not run.json, decide what is done, so a
+controller started again on the same run resumes where the last one stopped.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from mlbatch import logs, runs
+from mlbatch.codeversion import code_version
+from mlbatch.controller import planner
+from mlbatch.controller.executor import Executor, Resources, StageStatus, StageTask, State
+from mlbatch.errors import ExitCode
+from mlbatch.manifest import load_manifest
+from mlbatch.runs import RunLayout
+from mlbatch.spec import STAGES, PipelineSpec
+
+REJECTED = "REJECTED"  # a stage that committed but failed its quality gate
+DEFAULT_RESOURCES = {"train": Resources(cpu="2", memory="4Gi")}
+LOG_TAIL_LINES = 20
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    state: str  # succeeded, failed, rejected, cancelled
+    exit_code: int
+    failed_stage: str | None = None
+    message: str = ""
+    log_tail: str = ""
+    stages: dict = field(default_factory=dict)
+
+
+class Controller:
+    """Drives one run to its end through one executor."""
+
+    def __init__(
+        self,
+        *,
+        layout: RunLayout,
+        spec: PipelineSpec,
+        executor: Executor,
+        on_change: Callable[[dict], None] = lambda state: None,
+        poll_interval_s: float = 0.5,
+        env: dict[str, str] | None = None,
+    ):
+        self.layout = layout
+        self.spec = spec
+        self.executor = executor
+        self.on_change = on_change
+        self.poll_interval_s = poll_interval_s
+        self.env = env or {}
+        self.state = runs.read_state(layout) or self._new_state()
+        self._running: dict[str, dict] = {}  # stage -> handle
+        self._retry_at: dict[str, float] = {}
+
+    def _new_state(self) -> dict:
+        return {
+            "run_id": self.layout.run_id,
+            "spec_name": self.spec.name,
+            "executor": self.executor.name,
+            "state": "running",
+            "created": time.time(),
+            "stages": {s: {"state": State.PENDING.value, "attempts": []} for s in STAGES},
+        }
+
+    def run(self) -> RunResult:
+        self.state.update(state="running", executor=self.executor.name)
+        self._adopt_committed()
+        self._adopt_running()
+        self._save()
+        try:
+            return self._loop()
+        except KeyboardInterrupt:
+            self._cancel_running("cancelled by the user")
+            return self._finish("cancelled", ExitCode.FAILED, message="cancelled")
+
+    def _loop(self) -> RunResult:
+        while True:
+            done = {s for s in STAGES if self._stage(s)["state"] == State.SUCCEEDED}
+            rejected = [s for s in STAGES if self._stage(s)["state"] == REJECTED]
+            if rejected and not self._running:
+                return self._finish(
+                    "rejected", ExitCode.VALIDATION_FAILED, failed_stage=rejected[0],
+                    message=f"{rejected[0]}: quality gate failed",
+                )  # fmt: skip
+            if len(done) == len(STAGES):
+                return self._finish("succeeded", ExitCode.OK)
+            now = time.time()
+            for stage in planner.ready(done, set(self._running)):
+                if self._retry_at.get(stage, 0) <= now and self._stage(stage)["state"] != REJECTED:
+                    self._launch(stage)
+            for stage, handle in list(self._running.items()):
+                status = self.executor.poll(handle)
+                if status.state.finished:
+                    failure = self._settle(stage, status)
+                    if failure is not None:
+                        return failure
+            time.sleep(self.poll_interval_s)
+
+    def _launch(self, stage: str) -> None:
+        record = self._stage(stage)
+        attempt = runs.new_attempt_id(len(record["attempts"]) + 1)
+        task = self._task(stage, attempt)
+        # Record the attempt before launching, so a restarted controller can find it.
+        record["attempts"].append({"id": attempt, "started": time.time(), "state": "LAUNCHING"})
+        self._save()
+        handle = self.executor.launch(task)
+        record["attempts"][-1].update(handle=handle, state=State.RUNNING.value)
+        record["state"] = State.RUNNING.value
+        self._running[stage] = handle
+        self._save()
+
+    def _task(self, stage: str, attempt: str) -> StageTask:
+        execution = self.spec.execution
+        override = execution.stages.get(stage)
+        base = DEFAULT_RESOURCES.get(stage, Resources())
+        resources = Resources(
+            cpu=(override and override.cpu) or base.cpu,
+            memory=(override and override.memory) or base.memory,
+            gpu=override.gpu if override and override.gpu is not None else base.gpu,
+        )
+        timeout = (override and override.timeout_s) or execution.timeout_s
+        return StageTask(
+            run_id=self.layout.run_id, run_uri=self.layout.uri, stage=stage, attempt=attempt,
+            code_version=code_version(stage), timeout_s=timeout, resources=resources,
+            env=dict(self.env),
+        )  # fmt: skip
+
+    def _settle(self, stage: str, status: StageStatus) -> RunResult | None:
+        """Record a finished attempt; a RunResult if the run ends here."""
+        handle = self._running.pop(stage)
+        record = self._stage(stage)
+        attempt = record["attempts"][-1]
+        attempt.update(
+            state=status.state.value, ended=time.time(), exit_code=status.exit_code,
+            reason=status.reason,
+        )  # fmt: skip
+        committed = load_manifest(self.layout, stage)
+        # Superseded, or exited 0: whatever committed is the stage's result.
+        if committed is not None and status.exit_code in (ExitCode.OK, ExitCode.SUPERSEDED):
+            record["state"] = State.SUCCEEDED.value
+        elif committed is not None and committed[0].status == "rejected":
+            record["state"] = REJECTED
+        elif status.state == State.SUCCEEDED:
+            status = StageStatus(
+                state=State.FAILED, exit_code=status.exit_code, retryable=True,
+                reason="exited 0 without committing a manifest",
+            )  # fmt: skip
+            attempt.update(state=State.FAILED.value, reason=status.reason)
+        if record["state"] in (State.SUCCEEDED.value, REJECTED):
+            record["attempts"][-1]["profile"] = committed[0].profile.model_dump()
+            self._save()
+            return None
+        retries = self._retries(stage)
+        if status.retryable and len(record["attempts"]) <= retries:
+            delay = self.spec.execution.backoff_s * 2 ** (len(record["attempts"]) - 1)
+            self._retry_at[stage] = time.time() + delay * random.uniform(0.5, 1.5)
+            record["state"] = State.PENDING.value
+            record["reason"] = f"retrying after {status.reason}"
+            self._save()
+            return None
+        record["state"] = State.FAILED.value
+        record["reason"] = status.reason
+        self._cancel_running(f"{stage} failed")
+        exit_code = status.exit_code if status.exit_code in (2, 3) else ExitCode.FAILED
+        return self._finish(
+            "failed", exit_code, failed_stage=stage, message=f"{stage}: {status.reason}",
+            log_tail=self._log_tail(stage, attempt["id"], handle),
+        )  # fmt: skip
+
+    def _retries(self, stage: str) -> int:
+        override = self.spec.execution.stages.get(stage)
+        if override is not None and override.retries is not None:
+            return override.retries
+        return self.spec.execution.retries
+
+    def _adopt_committed(self) -> None:
+        for stage in STAGES:
+            loaded = load_manifest(self.layout, stage)
+            if loaded is not None:
+                status = loaded[0].status
+                self._stage(stage)["state"] = REJECTED if status == "rejected" else "SUCCEEDED"
+
+    def _adopt_running(self) -> None:
+        """Attempts a previous controller left running: adopt them, or count them lost."""
+        for stage in STAGES:
+            record = self._stage(stage)
+            if record["state"] in ("SUCCEEDED", REJECTED) or not record["attempts"]:
+                continue
+            last = record["attempts"][-1]
+            if last["state"] in ("LAUNCHING", State.RUNNING.value):
+                handle = self.executor.find(self.layout.run_id, stage, last["id"])
+                if handle is not None:
+                    self._running[stage] = handle
+                    continue
+                last.update(state=State.FAILED.value, reason="lost with the previous controller")
+            record["state"] = State.PENDING.value
+
+    def _cancel_running(self, reason: str) -> None:
+        for stage, handle in list(self._running.items()):
+            self.executor.cancel(handle)
+            record = self._stage(stage)
+            record["state"] = State.CANCELLED.value
+            record["attempts"][-1].update(state=State.CANCELLED.value, reason=reason)
+        self._running.clear()
+
+    def _log_tail(self, stage: str, attempt: str, handle: dict) -> str:
+        """The last lines the failed attempt logged (its own upload, else its raw output)."""
+        try:
+            text = logs.read_log(self.layout.log_prefix(stage, attempt)).decode(errors="replace")
+        except Exception:
+            text = ""
+        if not text.strip() and handle.get("output"):
+            try:
+                with open(handle["output"], errors="replace") as output:
+                    text = output.read()
+            except OSError:
+                pass
+        return logs.tail(text, LOG_TAIL_LINES)
+
+    def _finish(self, state: str, exit_code: int, **details) -> RunResult:
+        for stage in STAGES:
+            record = self._stage(stage)
+            if record["state"] == State.PENDING.value and state != "succeeded":
+                record["state"] = "SKIPPED"
+        self.state.update(state=state, exit_code=int(exit_code), finished=time.time())
+        self.state.update({k: v for k, v in details.items() if k in ("failed_stage", "message")})
+        self._save()
+        return RunResult(
+            run_id=self.layout.run_id, state=state, exit_code=int(exit_code),
+            stages=self.state["stages"], **details,
+        )  # fmt: skip
+
+    def _stage(self, stage: str) -> dict:
+        return self.state["stages"][stage]
+
+    def _save(self) -> None:
+        runs.write_state(self.layout, self.state)
+        self.on_change(self.state)

@@ -1,0 +1,83 @@
+"""What the CLI shows: stage tables and run summaries, for people (Rich) and scripts (JSON)."""
+
+from __future__ import annotations
+
+import time
+
+from rich.table import Table
+
+from mlbatch import storage
+from mlbatch.manifest import load_manifest
+from mlbatch.runs import RunLayout
+from mlbatch.spec import STAGES
+
+STATE_STYLE = {
+    "SUCCEEDED": "green", "RUNNING": "cyan", "PENDING": "dim", "FAILED": "red",
+    "REJECTED": "yellow", "CANCELLED": "magenta", "SKIPPED": "dim",
+}  # fmt: skip
+REPORTS = {"explore": "report.html", "evaluate": "report.html"}
+
+
+def stage_table(state: dict, *, title: str | None = None) -> Table:
+    """One row per stage: state, attempts, elapsed or wall time, CPU, peak memory, reason."""
+    table = Table(title=title or f"run {state['run_id']}", title_justify="left")
+    for column in ("stage", "state", "attempts", "time", "cpu", "peak mem", "note"):
+        table.add_column(column, justify="right" if column in ("time", "cpu", "peak mem") else "left")
+    for stage in STAGES:
+        record = state["stages"][stage]
+        attempts = record["attempts"]
+        last = attempts[-1] if attempts else {}
+        profile = last.get("profile") or {}
+        if profile:
+            elapsed = f"{profile['wall_s']:.1f}s"
+        elif last.get("started"):
+            elapsed = f"{(last.get('ended') or time.time()) - last['started']:.1f}s"
+        else:
+            elapsed = ""
+        style = STATE_STYLE.get(record["state"], "")
+        table.add_row(
+            stage,
+            f"[{style}]{record['state'].lower()}[/]",
+            str(len(attempts)) if attempts else "",
+            elapsed,
+            f"{profile['cpu_s']:.1f}s" if profile else "",
+            f"{profile['peak_rss_mb']:.0f} MB" if profile else "",
+            record.get("reason", "") if record["state"] != "SUCCEEDED" else "",
+        )
+    return table
+
+
+def summary(layout: RunLayout, state: dict) -> dict:
+    """The run as one JSON-friendly dict: id, state, stages with profiles, metrics, reports."""
+    stages, metrics, reports = {}, {}, {}
+    for stage in STAGES:
+        record = state["stages"][stage]
+        entry = {"state": record["state"].lower(), "attempts": len(record["attempts"])}
+        loaded = load_manifest(layout, stage)
+        if loaded is not None:
+            manifest = loaded[0]
+            entry.update(attempt=manifest.attempt, profile=manifest.profile.model_dump())
+            if stage == "evaluate":
+                metrics = manifest.metrics
+            if stage in REPORTS and REPORTS[stage] in manifest.outputs:
+                attempt_uri = layout.attempt_uri(stage, manifest.attempt)
+                reports[stage] = _display(storage.join(attempt_uri, REPORTS[stage]))
+        if record.get("reason"):
+            entry["reason"] = record["reason"]
+        stages[stage] = entry
+    return {
+        "run_id": layout.run_id,
+        "run_uri": layout.uri,
+        "state": state.get("state", "unknown"),
+        "exit_code": state.get("exit_code"),
+        "message": state.get("message", ""),
+        "stages": stages,
+        "metrics": metrics,
+        "reports": reports,
+    }
+
+
+def _display(uri: str) -> str:
+    """A local path where there is one (clickable in terminals), the URI otherwise."""
+    path = storage.local_path(uri)
+    return str(path) if path is not None else uri
