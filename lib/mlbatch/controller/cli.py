@@ -9,6 +9,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
+import click
 import typer
 from rich.console import Console
 from rich.live import Live
@@ -144,11 +145,12 @@ def _open_run(root: str, spec: PipelineSpec, *, run_id: str | None, run_name: st
 def _print_result(final: dict, log_tail: str) -> None:
     state = final["state"]
     colour = {"succeeded": "green", "rejected": "yellow"}.get(state, "red")
-    console.print(f"\nrun [bold]{final['run_id']}[/] [{colour}]{state}[/]", highlight=False)
-    if final.get("message"):
-        console.print(final["message"], highlight=False)
     if log_tail:
-        errors.print(f"--- last lines of the failed stage's log ---\n{log_tail}", highlight=False, markup=False)
+        errors.print(f"--- last lines of the failed stage's log ---\n{log_tail}\n---",
+                     highlight=False, markup=False, soft_wrap=True)  # fmt: skip
+    console.print(f"run [bold]{final['run_id']}[/] [{colour}]{state}[/]", highlight=False)
+    if final.get("message"):
+        errors.print(f"error: {final['message']}", highlight=False, markup=False, soft_wrap=True)
     metrics = {k: v for k, v in final["metrics"].items() if isinstance(v, float)}
     if metrics:
         console.print("test metrics: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()), highlight=False)
@@ -244,7 +246,8 @@ def demo_data(storage_option: StorageOption = None) -> None:
 def main() -> None:
     """Entry point: one clear line and the contract's exit code on any known failure."""
     try:
-        app(standalone_mode=False)
+        # Without standalone mode click returns the code of typer.Exit instead of exiting.
+        code = app(standalone_mode=False)
     except MlbatchError as error:
         for line in str(error).splitlines():
             errors.print(f"error: {line}", highlight=False, markup=False, soft_wrap=True)
@@ -254,13 +257,10 @@ def main() -> None:
     except (typer.Abort, KeyboardInterrupt):
         errors.print("aborted")
         sys.exit(130)
-    except Exception as error:  # click usage errors and the like
-        import click
-
-        if isinstance(error, click.ClickException):
-            error.show()
-            sys.exit(ExitCode.BAD_INPUT)
-        raise
+    except click.ClickException as error:  # usage errors
+        error.show()
+        sys.exit(ExitCode.BAD_INPUT)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

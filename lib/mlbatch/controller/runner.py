@@ -169,10 +169,13 @@ class Controller:
         record["reason"] = status.reason
         self._cancel_running(f"{stage} failed")
         exit_code = status.exit_code if status.exit_code in (2, 3) else ExitCode.FAILED
+        log_tail = self._log_tail(stage, attempt["id"], handle)
+        # A stage's last line states its failure ("etl: target column ... is not in ...").
+        last = log_tail.splitlines()[-1] if log_tail else ""
+        message = last if last.startswith(f"{stage}: ") else f"{stage}: {status.reason}"
         return self._finish(
-            "failed", exit_code, failed_stage=stage, message=f"{stage}: {status.reason}",
-            log_tail=self._log_tail(stage, attempt["id"], handle),
-        )  # fmt: skip
+            "failed", exit_code, failed_stage=stage, message=message, log_tail=log_tail
+        )
 
     def _retries(self, stage: str) -> int:
         override = self.spec.execution.stages.get(stage)

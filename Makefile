@@ -1,0 +1,37 @@
+# mlbatch: the two commands a newcomer needs are `make run` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
+STORAGE ?= mlbatch-data
+PYTEST_ARGS ?=
+
+.PHONY: setup run test lint bench clean
+
+setup: $(STAMP) ## a .venv in the checkout, installed with constraints.txt
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	rm -f $(VENV)/.installed-* && touch $@
+
+run: setup ## the flights demo on the embedded default (local executor, file storage)
+	$(BIN)/mlbatch demo-data --storage $(STORAGE)
+	$(BIN)/mlbatch run examples/flights.yaml --storage $(STORAGE)
+
+test: setup ## every test, slow ones included
+	$(BIN)/pytest tests --durations=30 $(PYTEST_ARGS)
+
+lint: setup
+	$(BIN)/ruff check lib jobs tests bench
+	@if ls images/*/Dockerfile >/dev/null 2>&1; then $(BIN)/hadolint --failure-threshold warning images/*/Dockerfile; fi
+
+bench: setup ## speed and memory ratios against baselines (bench/README.md)
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf $(STORAGE) .pytest_cache .ruff_cache build dist lib/*.egg-info *.egg-info
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+
+-include mk/kind.mk
