@@ -62,7 +62,9 @@ def run(
     task: Annotated[str, typer.Option(help="auto, binary, multiclass or regression (with --data).")] = "auto",
     overrides: Annotated[list[str] | None, typer.Option("--set", help="Override a spec value: path.to.key=value.")] = None,
     storage_option: StorageOption = None,
-    executor_name: Annotated[str, typer.Option("--executor", help="local (more to come)")] = "local",
+    executor_name: Annotated[str, typer.Option("--executor", help="local or kubernetes")] = "local",
+    namespace: Annotated[str | None, typer.Option(help="Kubernetes namespace (kubernetes executor).")] = None,
+    context: Annotated[str | None, typer.Option(help="kubeconfig context (kubernetes executor).")] = None,
     run_id: Annotated[str | None, typer.Option(help="Resume this run id (same spec).")] = None,
     run_name: Annotated[str | None, typer.Option(help="Bind the run to a name, e.g. a Job name: the same name resumes the same run.")] = None,
     output: OutputOption = Output.table,
@@ -70,7 +72,7 @@ def run(
     """Run a pipeline from a spec, or from one table with --data and --target."""
     root = storage_root(storage_option)
     spec = _resolve_spec(spec_file, data, target, task, overrides or [])
-    executor = _executor(executor_name, root)
+    executor = _executor(executor_name, root, namespace=namespace, context=context)
     layout = _open_run(root, spec, run_id=run_id, run_name=run_name)
 
     from mlbatch.controller.runner import Controller
@@ -91,7 +93,10 @@ def run(
 
     if output == Output.table:
         console.print(f"run [bold]{layout.run_id}[/] ({spec.name}) in {layout.uri}", highlight=False)
-    controller = Controller(layout=layout, spec=spec, executor=executor, on_change=show)
+    controller = Controller(
+        layout=layout, spec=spec, executor=executor, on_change=show,
+        poll_interval_s=0.5 if executor.name == "local" else 5.0,  # each poll is API calls
+    )  # fmt: skip
     if live is not None:
         with live:
             result = controller.run()
@@ -117,12 +122,18 @@ def _resolve_spec(spec_file, data, target, task, overrides) -> PipelineSpec:
     return validate_spec(spec_for_data(data, target, task), overrides, source="--data")
 
 
-def _executor(name: str, root: str):
+def _executor(name: str, root: str, *, namespace: str | None, context: str | None):
     if name == "local":
         from mlbatch.controller.local_executor import LocalExecutor
 
         return LocalExecutor(output_dir=Path(os.environ.get("TMPDIR", "/tmp")) / "mlbatch-local")
-    raise BadInput(f"unknown executor {name!r}: use local")
+    if name == "kubernetes":
+        from mlbatch.controller.kubernetes_executor import KubernetesExecutor
+        from mlbatch.controller.kubernetes_job import KubernetesSettings, refuse_file_storage
+
+        refuse_file_storage(root)  # before a run is created
+        return KubernetesExecutor(KubernetesSettings.from_env(namespace=namespace, context=context))
+    raise BadInput(f"unknown executor {name!r}: use local or kubernetes")
 
 
 def _open_run(root: str, spec: PipelineSpec, *, run_id: str | None, run_name: str | None) -> RunLayout:
@@ -160,6 +171,26 @@ def _print_result(final: dict, log_tail: str) -> None:
 
 def _empty() -> dict:
     return {s: {"state": "PENDING", "attempts": []} for s in STAGES}
+
+
+@app.command()
+def render(
+    spec_file: Annotated[Path, typer.Argument(help="Pipeline spec (YAML).")],
+    stage: Annotated[str, typer.Option(help="Stage whose Job to print.")],
+    overrides: Annotated[list[str] | None, typer.Option("--set", help="Override a spec value.")] = None,
+    storage_option: StorageOption = None,
+    namespace: Annotated[str | None, typer.Option(help="Kubernetes namespace.")] = None,
+) -> None:
+    """Print the Kubernetes Job of one stage attempt, without a cluster."""
+    from mlbatch.controller.kubernetes_job import KubernetesSettings, render_job_yaml
+    from mlbatch.controller.runner import stage_task
+
+    if stage not in STAGES:
+        raise BadInput(f"unknown stage {stage!r}: one of {', '.join(STAGES)}")
+    spec = load_spec(spec_file, overrides or [])
+    layout = RunLayout(storage_root(storage_option or "s3://mlbatch"), runs.new_run_id())
+    task = stage_task(spec, layout, stage, runs.new_attempt_id(1), env={})
+    sys.stdout.write(render_job_yaml(task, KubernetesSettings.from_env(namespace=namespace)))
 
 
 @app.command()

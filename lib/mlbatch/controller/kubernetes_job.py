@@ -152,7 +152,7 @@ def refuse_file_storage(run_uri: str) -> None:
     if not run_uri.startswith("s3://"):
         raise BadInput(
             f"the kubernetes executor needs s3:// storage, not {run_uri!r}: pods cannot "
-            "see this machine's files; set the spec's storage to an s3:// URI"
+            "see this machine's files; pass --storage s3://BUCKET (or set MLBATCH_STORAGE)"
         )
 
 

@@ -36,6 +36,26 @@ class RunResult:
     stages: dict = field(default_factory=dict)
 
 
+def stage_task(
+    spec: PipelineSpec, layout: RunLayout, stage: str, attempt: str, *, env: dict[str, str]
+) -> StageTask:
+    """The launch request of one attempt: the spec's execution settings applied."""
+    execution = spec.execution
+    override = execution.stages.get(stage)
+    base = DEFAULT_RESOURCES.get(stage, Resources())
+    resources = Resources(
+        cpu=(override and override.cpu) or base.cpu,
+        memory=(override and override.memory) or base.memory,
+        gpu=override.gpu if override and override.gpu is not None else base.gpu,
+    )
+    return StageTask(
+        run_id=layout.run_id, run_uri=layout.uri, stage=stage, attempt=attempt,
+        code_version=code_version(stage),
+        timeout_s=(override and override.timeout_s) or execution.timeout_s,
+        resources=resources, env=dict(env),
+    )  # fmt: skip
+
+
 class Controller:
     """Drives one run to its end through one executor."""
 
@@ -117,20 +137,7 @@ class Controller:
         self._save()
 
     def _task(self, stage: str, attempt: str) -> StageTask:
-        execution = self.spec.execution
-        override = execution.stages.get(stage)
-        base = DEFAULT_RESOURCES.get(stage, Resources())
-        resources = Resources(
-            cpu=(override and override.cpu) or base.cpu,
-            memory=(override and override.memory) or base.memory,
-            gpu=override.gpu if override and override.gpu is not None else base.gpu,
-        )
-        timeout = (override and override.timeout_s) or execution.timeout_s
-        return StageTask(
-            run_id=self.layout.run_id, run_uri=self.layout.uri, stage=stage, attempt=attempt,
-            code_version=code_version(stage), timeout_s=timeout, resources=resources,
-            env=dict(self.env),
-        )  # fmt: skip
+        return stage_task(self.spec, self.layout, stage, attempt, env=self.env)
 
     def _settle(self, stage: str, status: StageStatus) -> RunResult | None:
         """Record a finished attempt; a RunResult if the run ends here."""
