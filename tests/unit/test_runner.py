@@ -1,0 +1,157 @@
+"""The controller loop against a scripted executor: order, retries, failures, resume."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from mlbatch import runs
+from mlbatch.controller import planner
+from mlbatch.controller.executor import StageStatus, StageTask, State, status_from_exit_code
+from mlbatch.controller.runner import Controller
+from mlbatch.manifest import Manifest, Profile, commit
+from mlbatch.runs import RunLayout
+from mlbatch.spec import STAGES, validate_spec
+
+SPEC = {
+    "name": "scripted",
+    "target": "y",
+    "etl": {"sources": {"data": {"uri": "data.csv"}}},
+    "execution": {"retries": 2, "backoff_s": 0.01},
+}
+
+
+class ScriptedExecutor:
+    """Finishes each attempt at once with the next scripted exit code of its stage.
+
+    Exit 0 commits a manifest as a real stage would; 4 commits one as if another attempt
+    had won the race; 3 with `rejected` commits a rejected one; other codes commit nothing.
+    """
+
+    name = "scripted"
+
+    def __init__(self, layout: RunLayout, script: dict[str, list[int]], rejected=()):
+        self.layout = layout
+        self.script = {stage: list(codes) for stage, codes in script.items()}
+        self.rejected = set(rejected)
+        self.launched: list[tuple[str, str]] = []
+        self.cancelled: list[str] = []
+
+    def launch(self, task: StageTask) -> dict:
+        self.launched.append((task.stage, task.attempt))
+        codes = self.script.get(task.stage) or [0]
+        code = codes.pop(0) if len(codes) > 1 else codes[0]
+        if code in (0, 4) or (code == 3 and task.stage in self.rejected):
+            manifest = Manifest(
+                run_id=task.run_id, stage=task.stage, attempt=task.attempt,
+                status="rejected" if code == 3 else "succeeded", exit_code=0 if code == 4 else code,
+                code_version=task.code_version, config_hash="x",
+                profile=Profile(wall_s=1, cpu_s=1, peak_rss_mb=1),
+                started=time.time(), finished=time.time(),
+            )  # fmt: skip
+            commit(self.layout, manifest)
+        return {"executor": self.name, "stage": task.stage, "code": code}
+
+    def find(self, run_id, stage, attempt):
+        return None
+
+    def poll(self, handle: dict) -> StageStatus:
+        if handle["code"] is None:
+            return StageStatus(state=State.RUNNING)
+        return status_from_exit_code(handle["code"])
+
+    def cancel(self, handle: dict) -> None:
+        self.cancelled.append(handle["stage"])
+
+
+@pytest.fixture
+def layout(tmp_path) -> RunLayout:
+    layout = RunLayout(f"file://{tmp_path}", runs.new_run_id())
+    runs.write_spec(layout, validate_spec(SPEC).model_dump(mode="json"))
+    return layout
+
+
+def _controller(layout, executor, **spec_changes) -> Controller:
+    spec = validate_spec({**SPEC, **spec_changes})
+    return Controller(layout=layout, spec=spec, executor=executor, poll_interval_s=0.001)
+
+
+def test_all_stages_run_in_dependency_order(layout):
+    executor = ScriptedExecutor(layout, {})
+    result = _controller(layout, executor).run()
+    assert result.state == "succeeded" and result.exit_code == 0
+    order = [stage for stage, _ in executor.launched]
+    assert sorted(order) == sorted(STAGES)
+    for stage, deps in planner.DEPENDENCIES.items():
+        assert all(order.index(d) < order.index(stage) for d in deps)
+    state = runs.read_state(layout)
+    assert state["state"] == "succeeded"
+    assert all(state["stages"][s]["state"] == "SUCCEEDED" for s in STAGES)
+
+
+def test_retryable_failure_is_retried_then_succeeds(layout):
+    executor = ScriptedExecutor(layout, {"features": [1, 137, 0]})
+    result = _controller(layout, executor).run()
+    assert result.state == "succeeded"
+    attempts = runs.read_state(layout)["stages"]["features"]["attempts"]
+    assert [a["exit_code"] for a in attempts] == [1, 137, 0]
+    assert len({a["id"] for a in attempts}) == 3  # every attempt has its own folder
+
+
+def test_retries_exhausted_fails_the_run_with_a_retryable_code(layout):
+    executor = ScriptedExecutor(layout, {"train": [1]})
+    result = _controller(layout, executor).run()
+    assert result.state == "failed" and result.failed_stage == "train"
+    assert result.exit_code == 1
+    assert len(runs.read_state(layout)["stages"]["train"]["attempts"]) == 3  # 1 + 2 retries
+    assert "evaluate" not in [s for s, _ in executor.launched]
+
+
+@pytest.mark.parametrize("code", [2, 3])
+def test_bad_input_and_validation_are_never_retried(layout, code):
+    executor = ScriptedExecutor(layout, {"etl": [code]})
+    result = _controller(layout, executor).run()
+    assert result.exit_code == code and result.failed_stage == "etl"
+    assert executor.launched == [("etl", executor.launched[0][1])]
+    state = runs.read_state(layout)
+    assert state["stages"]["explore"]["state"] == "SKIPPED"
+
+
+def test_superseded_attempt_counts_as_done_when_the_stage_committed(layout):
+    executor = ScriptedExecutor(layout, {"features": [4]})
+    result = _controller(layout, executor).run()
+    assert result.state == "succeeded"
+    features = runs.read_state(layout)["stages"]["features"]
+    assert features["state"] == "SUCCEEDED"
+    assert [a["exit_code"] for a in features["attempts"]] == [4]
+
+
+def test_a_finished_run_launches_nothing_again(layout):
+    assert _controller(layout, ScriptedExecutor(layout, {})).run().state == "succeeded"
+    again = ScriptedExecutor(layout, {})
+    assert _controller(layout, again).run().state == "succeeded"
+    assert again.launched == []  # manifests decide what is done
+
+
+def test_failed_gate_ends_the_run_rejected(layout):
+    executor = ScriptedExecutor(layout, {"evaluate": [3]}, rejected={"evaluate"})
+    result = _controller(layout, executor).run()
+    assert result.state == "rejected" and result.exit_code == 3
+    assert runs.read_state(layout)["stages"]["evaluate"]["state"] == "REJECTED"
+
+
+def test_resume_runs_only_what_has_not_committed(layout):
+    first = ScriptedExecutor(layout, {"train": [2]})
+    assert _controller(layout, first).run().state == "failed"
+    second = ScriptedExecutor(layout, {})
+    result = _controller(layout, second).run()
+    assert result.state == "succeeded"
+    assert sorted(s for s, _ in second.launched) == ["evaluate", "train"]
+
+
+def test_downstream_of_a_stage():
+    assert planner.downstream("etl") == {"explore", "features", "train", "evaluate"}
+    assert planner.downstream("train") == {"evaluate"}
+    assert planner.ready(done=set(), started=set()) == ["etl"]
+    assert planner.ready(done={"etl"}, started={"explore"}) == ["features"]
