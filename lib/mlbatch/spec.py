@@ -245,7 +245,7 @@ def _describe(error: ValidationError, source: str, node: yaml.Node | None, overr
             "extra_forbidden": "unknown key",
             "missing": "required key is missing",
         }.get(item["type"], item["msg"])
-        if key in override_paths:
+        if key in override_paths or any(p.startswith(f"{key}.") for p in override_paths):
             where = f"--set {key}"
         else:
             line = _line_of(node, item["loc"])

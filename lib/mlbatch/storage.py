@@ -73,7 +73,8 @@ def s3_client():
         read_timeout=60,
     )
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
-    return boto3.client("s3", endpoint_url=endpoint, region_name=region, config=config)
+    session = boto3.session.Session()  # not boto3.client: its default session caches credentials
+    return session.client("s3", endpoint_url=endpoint, region_name=region, config=config)
 
 
 def _s3_error_code(error: Exception) -> str:
@@ -103,7 +104,7 @@ def write_bytes(uri: str, data: bytes) -> None:
     path = local_path(uri)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
         tmp.write_bytes(data)
         os.replace(tmp, path)
         return
