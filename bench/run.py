@@ -45,14 +45,21 @@ def main() -> None:
     manifests = {s: load_manifest(layout, s)[0] for s in STAGES}
 
     def split(name: str) -> pd.DataFrame:
-        return pd.read_parquet(storage.local_path(output_uri(layout, manifests["features"], f"splits/{name}.parquet")))
+        return pd.read_parquet(
+            storage.local_path(output_uri(layout, manifests["features"], f"splits/{name}.parquet"))
+        )
 
     train, valid, test = split("train"), split("valid"), split("test")
     features = [c for c in train.columns if not c.startswith("__")]
     started = time.perf_counter()
     model = xgb.XGBClassifier(tree_method="hist", n_estimators=1000, early_stopping_rounds=50,
                               eval_metric="auc", n_jobs=2)  # fmt: skip
-    model.fit(train[features], train["__target"], eval_set=[(valid[features], valid["__target"])], verbose=False)
+    model.fit(
+        train[features],
+        train["__target"],
+        eval_set=[(valid[features], valid["__target"])],
+        verbose=False,
+    )
     baseline_wall = time.perf_counter() - started
     baseline_auc = roc_auc_score(test["__target"], model.predict_proba(test[features])[:, 1])
 
@@ -63,7 +70,9 @@ def main() -> None:
         "test_auc": summary["metrics"].get("roc_auc"),
         "baseline_plain_xgboost_test_auc": round(float(baseline_auc), 4),
         "baseline_fit_wall_s": round(baseline_wall, 1),
-        "train_stage_to_baseline_wall_ratio": round(manifests["train"].profile.wall_s / baseline_wall, 2),
+        "train_stage_to_baseline_wall_ratio": round(
+            manifests["train"].profile.wall_s / baseline_wall, 2
+        ),
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"flights-{summary['run_id']}.json").write_text(json.dumps(report, indent=2))

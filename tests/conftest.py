@@ -6,9 +6,10 @@ from __future__ import annotations
 import os
 import uuid
 
-import mlbatch.storage
 import pytest
 from seaweedfs import SeaweedFS, find_weed
+
+import mlbatch.storage
 
 
 @pytest.fixture(scope="session")

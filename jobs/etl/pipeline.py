@@ -83,7 +83,9 @@ def parse_dates(table: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
             try:
                 table[column] = pd.to_datetime(table[column], utc=True)
             except (ValueError, TypeError) as error:
-                raise BadInput(f"etl.parse_dates: column {column!r} is not a date: {error}") from None
+                raise BadInput(
+                    f"etl.parse_dates: column {column!r} is not a date: {error}"
+                ) from None
     return table
 
 
@@ -94,7 +96,9 @@ def derive(table: pd.DataFrame, expressions: dict[str, str]) -> dict:
         try:
             table[column] = table.eval(expression, engine="python")
         except Exception as error:
-            raise BadInput(f"etl.derive.{column}: cannot evaluate {expression!r}: {error}") from None
+            raise BadInput(
+                f"etl.derive.{column}: cannot evaluate {expression!r}: {error}"
+            ) from None
         names = {n.id for n in ast.walk(ast.parse(expression)) if isinstance(n, ast.Name)}
         lineage[column] = {
             "expression": expression,
@@ -140,6 +144,3 @@ def _existing(table: pd.DataFrame, columns: list[str], field: str) -> list[str]:
     if missing:
         raise BadInput(f"{field}: column {missing[0]!r} is not in the table")
     return columns
-
-
-

@@ -6,6 +6,7 @@ import json
 import os
 
 import pyarrow.parquet as pq
+
 from mlbatch.errors import BadInput
 from mlbatch.stage import StageContext
 from mlbatch_jobs.explore import summary as summaries

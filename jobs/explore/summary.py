@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+
 from mlbatch.errors import BadInput
 
 TASKS = ("binary", "multiclass", "regression")

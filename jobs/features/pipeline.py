@@ -36,7 +36,9 @@ def run(ctx: StageContext) -> None:
 
     labels, classes = encode_target(table[spec.target], task)
     classification = task != "regression"
-    splits = split_rows(labels, spec.features.split, stratify=classification and spec.features.split.stratify)
+    splits = split_rows(
+        labels, spec.features.split, stratify=classification and spec.features.split.stratify
+    )
 
     raw = table[numeric + categorical + dates].astype({c: "float64" for c in numeric})
     raw = preprocessing.categorical_as_strings(raw, categorical)

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import pandas as pd
 
-IDENTIFIER_UNIQUE_SHARE = 0.9  # a text column this unique identifies rows, it does not describe them
+IDENTIFIER_UNIQUE_SHARE = (
+    0.9  # a text column this unique identifies rows, it does not describe them
+)
 
 
-def exclusions(table: pd.DataFrame, schema: dict, *, target: str, drop: list[str]) -> dict[str, str]:
+def exclusions(
+    table: pd.DataFrame, schema: dict, *, target: str, drop: list[str]
+) -> dict[str, str]:
     """Columns that must not be features, each with the reason (recorded in the schema)."""
     excluded = {target: "target"}
     after = set(schema.get("known_after_prediction", []))

@@ -56,13 +56,22 @@ def build_transformer(
     date_parts = [f"{column}_{part}" for column in dates for part in DATE_PARTS]
     columns = ColumnTransformer(
         [
-            ("numeric", SimpleImputer(strategy="median", keep_empty_features=True),
-             numeric + date_parts),
-            ("categorical", OrdinalEncoder(
-                handle_unknown="use_encoded_value", unknown_value=UNKNOWN_CODE,
-                encoded_missing_value=UNKNOWN_CODE, max_categories=max_categories,
-                dtype=np.float64,
-            ), categorical),
+            (
+                "numeric",
+                SimpleImputer(strategy="median", keep_empty_features=True),
+                numeric + date_parts,
+            ),
+            (
+                "categorical",
+                OrdinalEncoder(
+                    handle_unknown="use_encoded_value",
+                    unknown_value=UNKNOWN_CODE,
+                    encoded_missing_value=UNKNOWN_CODE,
+                    max_categories=max_categories,
+                    dtype=np.float64,
+                ),
+                categorical,
+            ),
         ],  # fmt: skip
         remainder="drop",
         verbose_feature_names_out=False,

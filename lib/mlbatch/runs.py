@@ -1,10 +1,10 @@
 """Run layout and run records: run ids, the immutable spec.json, the controller's run.json.
 
-    <storage>/runs/<run-id>/
-      spec.json                 immutable, written once before any stage
-      run.json                  controller state: attempts, handles, timings, outcome
-      <stage>/_manifest.json    the commit
-      <stage>/attempts/<id>/    outputs and log of one attempt
+<storage>/runs/<run-id>/
+  spec.json                 immutable, written once before any stage
+  run.json                  controller state: attempts, handles, timings, outcome
+  <stage>/_manifest.json    the commit
+  <stage>/attempts/<id>/    outputs and log of one attempt
 """
 
 from __future__ import annotations

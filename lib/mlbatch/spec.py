@@ -39,7 +39,8 @@ class Join(Model):
     on: list[str] = Field(min_length=1)
     how: Literal["left", "inner"] = "left"
     suffix: str | None = Field(
-        default=None, description="added to clashing columns of the joined source; default _<source>"
+        default=None,
+        description="added to clashing columns of the joined source; default _<source>",
     )
 
 
@@ -204,7 +205,11 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
         path, sep, raw = override.partition("=")
         if not sep or not path:
             raise BadInput(f"--set {override!r}: expected path.to.key=value")
-        value = parse_yaml(raw) if raw else ""
+        try:
+            value = parse_yaml(raw) if raw else ""
+        except yaml.YAMLError as error:
+            problem = getattr(error, "problem", error)
+            raise BadInput(f"--set {override!r}: not valid YAML: {problem}") from None
         keys = path.split(".")
         target: Any = data
         for key in keys[:-1]:
@@ -269,6 +274,8 @@ def _line_of(node: yaml.Node | None, loc: tuple) -> int | None:
             line = key_node.start_mark.line + 1
         elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
             node = node.value[part] if part < len(node.value) else None
+            if node is not None:
+                line = node.start_mark.line + 1
         else:
             break
     return line

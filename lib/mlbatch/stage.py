@@ -24,8 +24,16 @@ from mlbatch import storage
 from mlbatch.codeversion import code_version
 from mlbatch.errors import BadInput, ExitCode, MlbatchError, Superseded
 from mlbatch.logs import LogCapture
-from mlbatch.manifest import Input, Manifest, OutputFile, Profile, commit, config_hash
-from mlbatch.manifest import load_manifest, output_uri
+from mlbatch.manifest import (
+    Input,
+    Manifest,
+    OutputFile,
+    Profile,
+    commit,
+    config_hash,
+    load_manifest,
+    output_uri,
+)
 from mlbatch.runs import ATTEMPT_PATTERN, RunLayout, read_spec
 from mlbatch.spec import PipelineSpec
 
@@ -180,7 +188,9 @@ def _profile(started: float) -> Profile:
     cpu = own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
     peak_kb = max(own.ru_maxrss, children.ru_maxrss)  # kilobytes on Linux
     return Profile(
-        wall_s=round(time.time() - started, 3), cpu_s=round(cpu, 3), peak_rss_mb=round(peak_kb / 1024, 1)
+        wall_s=round(time.time() - started, 3),
+        cpu_s=round(cpu, 3),
+        peak_rss_mb=round(peak_kb / 1024, 1),
     )
 
 

@@ -175,14 +175,16 @@ def list_uris(prefix_uri: str) -> list[str]:
         if not path.is_dir():
             return []
         return sorted(
-            "file://" + str(p) for p in path.rglob("*") if p.is_file() and not p.name.endswith(".tmp")
+            "file://" + str(p)
+            for p in path.rglob("*")
+            if p.is_file() and not p.name.endswith(".tmp")
         )
     bucket, key = _split_s3(prefix_uri)
     prefix = key.rstrip("/") + "/" if key else ""
     uris = []
     try:
-        for page in s3_client().get_paginator("list_objects_v2").paginate(
-            Bucket=bucket, Prefix=prefix
+        for page in (
+            s3_client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
         ):
             uris += [f"s3://{bucket}/{obj['Key']}" for obj in page.get("Contents", [])]
     except Exception as error:
@@ -280,7 +282,10 @@ def _arrow_s3():
 
 
 def _storage_error(action: str, uri: str, error: Exception) -> Exception:
-    code = _s3_error_code(error)
-    if code in ("NoSuchBucket", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
+    code = _s3_error_code(error) or type(error).__name__
+    if code in (
+        "NoSuchBucket", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch",
+        "NoCredentialsError", "PartialCredentialsError",
+    ):  # fmt: skip
         return BadInput(f"cannot {action} {uri}: {code}")
     return StorageError(f"cannot {action} {uri}: {code or type(error).__name__}: {error}")

@@ -22,7 +22,9 @@ FAST = [  # a small search: the tests check the shape, bench/ checks the quality
 ]  # fmt: skip
 
 
-def mlbatch(*args: str, env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+def mlbatch(
+    *args: str, env: dict | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess:
     """The CLI as a user runs it, in its own process."""
     return subprocess.run(
         [sys.executable, "-m", "mlbatch.controller.cli", *args],

@@ -12,6 +12,7 @@ import threading
 import time
 
 import pytest
+
 from mlbatch import storage
 from mlbatch.manifest import Manifest, Profile, commit, load_manifest
 from mlbatch.runs import RunLayout, new_run_id

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
 from pipeline_checks import FAST, REPO, check_run, mlbatch, run_json
+
 from mlbatch import storage
 
 pytestmark = pytest.mark.slow

@@ -12,6 +12,7 @@ import uuid
 import pytest
 from kmock_harness import ApiServerDouble, Fault
 from kubernetes import client
+
 from mlbatch.controller.executor import Resources, StageTask, State
 from mlbatch.controller.kubernetes_executor import KubernetesExecutor
 from mlbatch.controller.kubernetes_job import KubernetesSettings, build_job

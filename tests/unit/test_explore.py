@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
+
 from mlbatch import storage
 from mlbatch.errors import BadInput
 from mlbatch.manifest import Manifest, OutputFile, Profile, commit, load_manifest

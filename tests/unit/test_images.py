@@ -28,7 +28,9 @@ def test_dockerfile_shape(name: str):
 
 
 def test_hadolint_is_clean():
-    hadolint = shutil.which("hadolint") or str(Path(__import__("sys").executable).parent / "hadolint")
+    hadolint = shutil.which("hadolint") or str(
+        Path(__import__("sys").executable).parent / "hadolint"
+    )
     files = [str(IMAGES / name / "Dockerfile") for name in NAMES]
     result = subprocess.run([hadolint, "--failure-threshold", "warning", *files],
                             capture_output=True, text=True)  # fmt: skip

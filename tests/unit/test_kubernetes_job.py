@@ -14,6 +14,7 @@ from pathlib import Path
 import kubernetes_validate
 import pytest
 import yaml
+
 from mlbatch.controller.executor import Resources, StageTask, State
 from mlbatch.controller.kubernetes_executor import job_status
 from mlbatch.controller.kubernetes_job import (

@@ -6,6 +6,7 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
+
 from mlbatch import runs, storage
 from mlbatch.errors import BadInput
 from mlbatch.runs import RunLayout

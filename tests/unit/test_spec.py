@@ -7,6 +7,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+
 from mlbatch.errors import BadInput, ExitCode
 from mlbatch.spec import PipelineSpec, apply_overrides, load_spec, validate_spec
 
@@ -111,9 +112,6 @@ def test_wrong_choice_in_a_list(tmp_path):
     assert message.startswith(f"{path}:")
 
 
-@pytest.mark.xfail(
-    strict=True, reason="lib bug: _line_of gives a sequence's first line, not the item's"
-)
 def test_wrong_choice_in_a_block_list_names_its_line(tmp_path):
     text = BASE.replace("- lightgbm", "- catboost")
     path = write(tmp_path, text)
@@ -266,9 +264,6 @@ def test_override_malformed(tmp_path, override):
     assert message == f"--set {override!r}: expected path.to.key=value"
 
 
-@pytest.mark.xfail(
-    strict=True, reason="lib bug: apply_overrides lets yaml.YAMLError escape (not BadInput)"
-)
 def test_override_value_not_valid_yaml(tmp_path):
     message = error_of(write(tmp_path, BASE), ["train.models=[xgboost"])
     assert message.startswith("--set 'train.models=[xgboost': not valid YAML")

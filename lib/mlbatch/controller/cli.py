@@ -56,17 +56,32 @@ def storage_root(option: str | None) -> str:
 
 @app.command()
 def run(
-    spec_file: Annotated[Path | None, typer.Argument(help="Pipeline spec (YAML).", show_default=False)] = None,
+    spec_file: Annotated[
+        Path | None, typer.Argument(help="Pipeline spec (YAML).", show_default=False)
+    ] = None,
     data: Annotated[str | None, typer.Option(help="Run on one table, no spec needed.")] = None,
     target: Annotated[str | None, typer.Option(help="Target column (with --data).")] = None,
-    task: Annotated[str, typer.Option(help="auto, binary, multiclass or regression (with --data).")] = "auto",
-    overrides: Annotated[list[str] | None, typer.Option("--set", help="Override a spec value: path.to.key=value.")] = None,
+    task: Annotated[
+        str, typer.Option(help="auto, binary, multiclass or regression (with --data).")
+    ] = "auto",
+    overrides: Annotated[
+        list[str] | None, typer.Option("--set", help="Override a spec value: path.to.key=value.")
+    ] = None,
     storage_option: StorageOption = None,
     executor_name: Annotated[str, typer.Option("--executor", help="local or kubernetes")] = "local",
-    namespace: Annotated[str | None, typer.Option(help="Kubernetes namespace (kubernetes executor).")] = None,
-    context: Annotated[str | None, typer.Option(help="kubeconfig context (kubernetes executor).")] = None,
+    namespace: Annotated[
+        str | None, typer.Option(help="Kubernetes namespace (kubernetes executor).")
+    ] = None,
+    context: Annotated[
+        str | None, typer.Option(help="kubeconfig context (kubernetes executor).")
+    ] = None,
     run_id: Annotated[str | None, typer.Option(help="Resume this run id (same spec).")] = None,
-    run_name: Annotated[str | None, typer.Option(help="Bind the run to a name, e.g. a Job name: the same name resumes the same run.")] = None,
+    run_name: Annotated[
+        str | None,
+        typer.Option(
+            help="Bind the run to a name, e.g. a Job name: the same name resumes the same run."
+        ),
+    ] = None,
     output: OutputOption = Output.table,
 ) -> None:
     """Run a pipeline from a spec, or from one table with --data and --target."""
@@ -78,7 +93,15 @@ def run(
     from mlbatch.controller.runner import Controller
 
     quiet = output == Output.json or not console.is_terminal
-    live = None if quiet else Live(views.stage_table({"run_id": layout.run_id, "stages": _empty()}), console=console, refresh_per_second=4)
+    live = (
+        None
+        if quiet
+        else Live(
+            views.stage_table({"run_id": layout.run_id, "stages": _empty()}),
+            console=console,
+            refresh_per_second=4,
+        )
+    )
     printed: dict[str, str] = {}
 
     def show(state: dict) -> None:
@@ -92,7 +115,9 @@ def run(
                     console.print(f"{layout.run_id} {stage}: {now.lower()}", highlight=False)
 
     if output == Output.table:
-        console.print(f"run [bold]{layout.run_id}[/] ({spec.name}) in {layout.uri}", highlight=False)
+        console.print(
+            f"run [bold]{layout.run_id}[/] ({spec.name}) in {layout.uri}", highlight=False
+        )
     controller = Controller(
         layout=layout, spec=spec, executor=executor, on_change=show,
         poll_interval_s=0.5 if executor.name == "local" else 5.0,  # each poll is API calls
@@ -136,7 +161,9 @@ def _executor(name: str, root: str, *, namespace: str | None, context: str | Non
     raise BadInput(f"unknown executor {name!r}: use local or kubernetes")
 
 
-def _open_run(root: str, spec: PipelineSpec, *, run_id: str | None, run_name: str | None) -> RunLayout:
+def _open_run(
+    root: str, spec: PipelineSpec, *, run_id: str | None, run_name: str | None
+) -> RunLayout:
     """A new run (spec checked, inputs present) or an existing one to resume."""
     if run_name is not None:
         run_id = runs.run_id_for_name(root, run_name)
@@ -164,7 +191,10 @@ def _print_result(final: dict, log_tail: str) -> None:
         errors.print(f"error: {final['message']}", highlight=False, markup=False, soft_wrap=True)
     metrics = {k: v for k, v in final["metrics"].items() if isinstance(v, float)}
     if metrics:
-        console.print("test metrics: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()), highlight=False)
+        console.print(
+            "test metrics: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()),
+            highlight=False,
+        )
     for stage, where in final["reports"].items():
         console.print(f"{stage} report: {where}", highlight=False, soft_wrap=True)
 
@@ -177,7 +207,9 @@ def _empty() -> dict:
 def render(
     spec_file: Annotated[Path, typer.Argument(help="Pipeline spec (YAML).")],
     stage: Annotated[str, typer.Option(help="Stage whose Job to print.")],
-    overrides: Annotated[list[str] | None, typer.Option("--set", help="Override a spec value.")] = None,
+    overrides: Annotated[
+        list[str] | None, typer.Option("--set", help="Override a spec value.")
+    ] = None,
     storage_option: StorageOption = None,
     namespace: Annotated[str | None, typer.Option(help="Kubernetes namespace.")] = None,
 ) -> None:
@@ -224,7 +256,9 @@ def logs_command(
     layout = RunLayout(storage_root(storage_option), runs.check_run_id(run_id))
     runs.read_spec(layout)
     if attempt is None:
-        attempts = ((runs.read_state(layout) or {}).get("stages", {}).get(stage, {}) or {}).get("attempts", [])
+        attempts = ((runs.read_state(layout) or {}).get("stages", {}).get(stage, {}) or {}).get(
+            "attempts", []
+        )
         if not attempts:
             raise BadInput(f"stage {stage} of run {run_id} has not started")
         attempt = attempts[-1]["id"]
@@ -246,9 +280,15 @@ def runs_command(
     for run_id in runs.list_run_ids(root)[:limit]:
         layout = RunLayout(root, run_id)
         state = runs.read_state(layout) or {}
-        metrics = views.summary(layout, state)["metrics"] if state.get("state") in ("succeeded", "rejected") else {}
+        metrics = (
+            views.summary(layout, state)["metrics"]
+            if state.get("state") in ("succeeded", "rejected")
+            else {}
+        )
         rows.append({
-            "run_id": run_id, "spec": state.get("spec_name", ""), "state": state.get("state", "created"),
+            "run_id": run_id,
+            "spec": state.get("spec_name", ""),
+            "state": state.get("state", "created"),
             "metrics": {k: v for k, v in metrics.items() if isinstance(v, float)},
         })  # fmt: skip
     if output == Output.json:

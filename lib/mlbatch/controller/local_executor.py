@@ -10,8 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from mlbatch.controller.executor import Handle, StageStatus, StageTask, State
-from mlbatch.controller.executor import status_from_exit_code
+from mlbatch.controller.executor import Handle, StageStatus, StageTask, State, status_from_exit_code
 
 PR_SET_PDEATHSIG = 1
 

@@ -56,6 +56,4 @@ def read_column(uri: str, column: str) -> pa.ChunkedArray:
 
 def _check(column: str, columns: list[str], uri: str) -> None:
     if column not in columns:
-        raise BadInput(
-            f"target column {column!r} is not in {uri} (columns: {', '.join(columns)})"
-        )
+        raise BadInput(f"target column {column!r} is not in {uri} (columns: {', '.join(columns)})")

@@ -22,7 +22,9 @@ def stage_table(state: dict, *, title: str | None = None) -> Table:
     """One row per stage: state, attempts, elapsed or wall time, CPU, peak memory, reason."""
     table = Table(title=title or f"run {state['run_id']}", title_justify="left")
     for column in ("stage", "state", "attempts", "time", "cpu", "peak mem", "note"):
-        table.add_column(column, justify="right" if column in ("time", "cpu", "peak mem") else "left")
+        table.add_column(
+            column, justify="right" if column in ("time", "cpu", "peak mem") else "left"
+        )
     for stage in STAGES:
         record = state["stages"][stage]
         attempts = record["attempts"]
