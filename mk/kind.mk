@@ -26,8 +26,12 @@ BASE_IMAGE       ?= python:3.11-slim
 # podman when it is installed, else docker.
 CONTAINER_ENGINE ?= $(shell command -v podman >/dev/null 2>&1 && echo podman || echo docker)
 KIND_PYTHON      ?= .venv/bin/python
-# Computed once, on first use (not at every make invocation).
+# Computed once, on first use (not at every make invocation). Each image is tagged with
+# its own code version (`image_tag NAME` below); CODE_VERSION is the controller's.
 CODE_VERSION     ?= $(eval CODE_VERSION := $(shell $(KIND_PYTHON) -m mlbatch.codeversion))$(CODE_VERSION)
+TRAIN_VERSION    ?= $(eval TRAIN_VERSION := $(shell $(KIND_PYTHON) -m mlbatch.codeversion train))$(TRAIN_VERSION)
+# Shell snippet: the tag of image $$name (a stage's code version; the controller's for it).
+image_tag = $$($(KIND_PYTHON) -m mlbatch.codeversion $$([ $$name = controller ] || echo $$name))
 # The chart's CronJob is named like its other objects: <release>-mlbatch, or the release
 # name alone when it already contains "mlbatch".
 K8S_CRONJOB      ?= $(if $(findstring mlbatch,$(HELM_RELEASE)),$(HELM_RELEASE),$(HELM_RELEASE)-mlbatch)
@@ -49,10 +53,10 @@ kind-up: ## create the kind cluster of kind-config.yaml (skipped when it exists)
 images: ## build every stage image and the controller image, tagged with the code version
 	@test -n "$(CODE_VERSION)" || { echo "no code version: run 'make setup' first" >&2; exit 1; }
 	@for name in $(IMAGE_NAMES); do \
-	  image=$(IMAGE_REPOSITORY)-$$name:$(CODE_VERSION); \
+	  tag=$(image_tag); image=$(IMAGE_REPOSITORY)-$$name:$$tag; \
 	  echo "building $$image with $(CONTAINER_ENGINE)"; \
 	  $(CONTAINER_ENGINE) build --build-arg BASE_IMAGE=$(BASE_IMAGE) \
-	    --build-arg CODE_VERSION=$(CODE_VERSION) \
+	    --build-arg CODE_VERSION=$$tag \
 	    -t $$image -f images/$$name/Dockerfile . || exit 1; \
 	done
 
@@ -62,7 +66,7 @@ kind-load: ## copy the images into the kind cluster's worker nodes
 	@nodes=$$($(KIND) get nodes --name $(KIND_CLUSTER) | grep -v control-plane | paste -sd, -); \
 	test -n "$$nodes" || { echo "no kind cluster $(KIND_CLUSTER): run 'make kind-up'" >&2; exit 1; }; \
 	for name in $(IMAGE_NAMES); do \
-	  image=$(IMAGE_REPOSITORY)-$$name:$(CODE_VERSION); \
+	  image=$(IMAGE_REPOSITORY)-$$name:$(image_tag); \
 	  echo "loading $$image into $$nodes"; \
 	  if [ "$(CONTAINER_ENGINE)" = podman ]; then \
 	    dir=$$(mktemp -d -t mlbatch-image.XXXXXX) || exit 1; \
@@ -83,7 +87,7 @@ deploy: ## install or upgrade the chart (namespace enforcing Pod Security "restr
 	$(HELM) upgrade --install $(HELM_RELEASE) charts/mlbatch \
 	  --kube-context $(KIND_CONTEXT) --namespace $(K8S_NAMESPACE) \
 	  --values $(HELM_VALUES) \
-	  --set image.repository=$(IMAGE_REPOSITORY) --set image.tag=$(CODE_VERSION) \
+	  --set image.repository=$(IMAGE_REPOSITORY) --set image.tag=$(CODE_VERSION) --set ray.imageTag=$(TRAIN_VERSION) \
 	  --set-file pipeline.spec=$(SPEC) \
 	  --wait --timeout 10m
 

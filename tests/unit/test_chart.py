@@ -461,7 +461,9 @@ def test_images_carry_the_code_version_never_latest(scenario):
                     continue
                 role = template["metadata"]["labels"]["app.kubernetes.io/component"]
                 image_name = IMAGE_OF_COMPONENT[role]
-                assert image == f"{repository}-{image_name}:{tag}", (where, c["name"])
+                # Each image has its own code version; Ray runs the train stage's.
+                expected = values["ray"]["imageTag"] if image_name == "train" else tag
+                assert image == f"{repository}-{image_name}:{expected}", (where, c["name"])
 
 
 def test_missing_required_values_and_bad_combinations_fail_with_a_reason():
@@ -627,18 +629,22 @@ def test_the_kind_targets_tag_images_with_the_code_version(engine):
     targets = ["kind-up", "images", "kind-load", "deploy", "k8s-run", "kind-down"]
     result = subprocess.run(
         ["make", "--no-print-directory", "-n", "-f", "mk/kind.mk", *targets,
-         f"CONTAINER_ENGINE={engine}", "CODE_VERSION=0123456789ab", "RUN_JOB=mlbatch-run-1"],
+         f"CONTAINER_ENGINE={engine}", "CODE_VERSION=0123456789ab", "TRAIN_VERSION=ba9876543210",
+         "RUN_JOB=mlbatch-run-1"],
         cwd=ROOT, capture_output=True, text=True, check=True,
     )  # fmt: skip
     script = result.stdout
     assert "latest" not in script
     for name in (*STAGES, "controller"):
         assert name in script
-    assert "image=localhost/mlbatch-$name:0123456789ab" in script
+    # Every image is tagged with its own code version (a stage's, or the controller's).
+    tag = "$(.venv/bin/python -m mlbatch.codeversion $([ $name = controller ] || echo $name))"
+    assert f"image=localhost/mlbatch-$name:{tag}" in script
+    assert "tag=" + tag in script and "--build-arg CODE_VERSION=$tag" in script
     assert f"{engine} build" in script
     assert "kind load image-archive" in script and "podman save" in script
     assert "kind load docker-image" in script
-    assert "--set image.tag=0123456789ab" in script
+    assert "--set image.tag=0123456789ab --set ray.imageTag=ba9876543210" in script
     assert "--set-file pipeline.spec=examples/flights.yaml" in script
     assert "create job --from=cronjob/mlbatch mlbatch-run-1" in script
     assert "kind create cluster --name mlbatch --config kind-config.yaml" in script
