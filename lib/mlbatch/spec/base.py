@@ -1,0 +1,16 @@
+"""What every part of the spec shares."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+STAGES = ("etl", "explore", "features", "train", "evaluate")
+Task = Literal["auto", "binary", "multiclass", "regression"]
+
+
+class Model(BaseModel):
+    """A spec section: unknown keys are errors (a typo must not pass silently)."""
+
+    model_config = ConfigDict(extra="forbid")

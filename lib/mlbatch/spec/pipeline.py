@@ -1,0 +1,34 @@
+"""The whole pipeline spec."""
+
+from __future__ import annotations
+
+from pydantic import Field, field_validator
+
+from mlbatch.spec.base import Model, Task
+from mlbatch.spec.etl import EtlSpec
+from mlbatch.spec.evaluate import EvaluateSpec
+from mlbatch.spec.execution import ExecutionSpec
+from mlbatch.spec.features import FeaturesSpec
+from mlbatch.spec.train import TrainSpec
+
+
+class PipelineSpec(Model):
+    name: str = Field(pattern=r"^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$")
+    description: str = ""
+    target: str = Field(min_length=1)
+    task: Task = "auto"
+    known_after_prediction: list[str] = Field(
+        default_factory=list,
+        description="columns known only after the moment of prediction: never features",
+    )
+    id_columns: list[str] = Field(default_factory=list, description="identifiers: never features")
+    etl: EtlSpec
+    features: FeaturesSpec = Field(default_factory=FeaturesSpec)
+    train: TrainSpec = Field(default_factory=TrainSpec)
+    evaluate: EvaluateSpec = Field(default_factory=EvaluateSpec)
+    execution: ExecutionSpec = Field(default_factory=ExecutionSpec)
+
+    @field_validator("known_after_prediction", "id_columns")
+    @classmethod
+    def _unique(cls, value: list[str]) -> list[str]:
+        return list(dict.fromkeys(value))
