@@ -27,8 +27,8 @@ lint: setup
 	$(BIN)/ruff check lib jobs tests bench
 	@if ls images/*/Dockerfile >/dev/null 2>&1; then $(BIN)/hadolint --failure-threshold warning images/*/Dockerfile; fi
 
-bench: setup ## speed and memory ratios against baselines (bench/README.md)
-	$(BIN)/python bench/run.py
+bench: setup ## speed and memory ratios against baselines, as JSON under bench/results/
+	@for script in bench/bench_*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
 
 clean:
 	rm -rf $(STORAGE) .pytest_cache .ruff_cache build dist lib/*.egg-info *.egg-info

@@ -1,4 +1,4 @@
-"""`make bench`: the flights demo measured against a plain baseline in the same script.
+"""The flights demo measured against a plain baseline in the same script.
 
 Runs the demo through the CLI (per-stage wall time, CPU and peak memory from the
 manifests), then fits a plain XGBoost (default parameters, early stopping on the same
