@@ -64,6 +64,7 @@ class Manifest(BaseModel):
     started: float
     finished: float
     cached_from: str | None = None  # run id whose outputs this run's copy came from
+    cache_key: str | None = None  # set when the controller asked (mlbatch.cache)
 
     def to_bytes(self) -> bytes:
         return json.dumps(self.model_dump(mode="json"), indent=2, sort_keys=True).encode()

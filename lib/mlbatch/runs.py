@@ -66,6 +66,11 @@ class RunLayout:
     def state_uri(self) -> str:
         return storage.join(self.uri, "run.json")
 
+    @property
+    def cancel_uri(self) -> str:
+        """Created by `mlbatch cancel`; the controller stops the run when it sees it."""
+        return storage.join(self.uri, "cancel.json")
+
     def manifest_uri(self, stage: str) -> str:
         return storage.join(self.uri, stage, "_manifest.json")
 

@@ -10,6 +10,7 @@ anything else retryable.
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import sys
 import tempfile
@@ -20,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
-from mlbatch import storage
+from mlbatch import cache, storage
 from mlbatch.codeversion import code_version
 from mlbatch.errors import BadInput, ExitCode, MlbatchError, Superseded
 from mlbatch.logs import LogCapture
@@ -91,12 +92,6 @@ class StageContext:
         self.inputs.append(Input(kind="external", uri=uri, size=info.size, version=info.version))
         return info
 
-    def config(self) -> dict:
-        """The part of the spec this stage's result depends on (hashed into the cache key)."""
-        whole = self.spec.model_dump(mode="json")
-        shared = {k: whole[k] for k in ("target", "task", "known_after_prediction", "id_columns")}
-        return {**shared, self.stage: whole.get(self.stage, {})}
-
 
 Work = Callable[[StageContext], None]
 
@@ -140,12 +135,15 @@ def _run(stage: str, work: Work, layout: RunLayout, attempt: str) -> tuple[int, 
                 run_id=layout.run_id, stage=stage, attempt=attempt,
                 status="rejected" if ctx.rejected else "succeeded",
                 exit_code=ExitCode.VALIDATION_FAILED if ctx.rejected else ExitCode.OK,
-                code_version=code_version(stage), config_hash=config_hash(ctx.config()),
+                code_version=code_version(stage),
+                config_hash=config_hash(cache.stage_config(spec, stage)),
+                cache_key=os.environ.get(cache.CACHE_KEY_ENV) or None,
                 inputs=ctx.inputs, outputs=outputs, metrics=ctx.metrics,
                 profile=_profile(started), started=started, finished=time.time(),
             )  # fmt: skip
             if not commit(layout, manifest):
                 raise Superseded(f"another attempt committed {stage} first")
+            _record_in_cache(layout, manifest)
         print(f"[mlbatch] {stage} committed {len(outputs)} outputs; profile {manifest.profile}")
         if ctx.rejected:
             return ExitCode.VALIDATION_FAILED, "quality gate failed: " + str(
@@ -159,6 +157,13 @@ def _run(stage: str, work: Work, layout: RunLayout, attempt: str) -> tuple[int, 
     except Exception as error:
         traceback.print_exc()
         return ExitCode.FAILED, f"{type(error).__name__}: {error}"
+
+
+def _record_in_cache(layout: RunLayout, manifest: Manifest) -> None:
+    try:  # the commit stands either way: a missing pointer only costs a later cache miss
+        cache.record(layout.storage_uri, manifest)
+    except Exception as error:
+        print(f"[mlbatch] could not record {manifest.stage} in the cache: {error}")
 
 
 def _output_dir(layout: RunLayout, stage: str, attempt: str, scratch: Path) -> Path:

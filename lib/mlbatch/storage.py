@@ -9,12 +9,17 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import urlparse
 
+from mlbatch import retrying
 from mlbatch.errors import BadInput, StorageError
+
+T = TypeVar("T")
 
 CHUNK = 1 << 20
 
@@ -68,7 +73,8 @@ def s3_client():
     config = Config(
         # Self-hosted servers (SeaweedFS, MinIO) want path-style addressing.
         s3={"addressing_style": "path" if endpoint else "auto"},
-        retries={"mode": "standard", "max_attempts": 5},
+        # Few tries here: mlbatch.retrying retries whole operations through longer outages.
+        retries={"mode": "standard", "max_attempts": 2},
         connect_timeout=10,
         read_timeout=60,
     )
@@ -85,18 +91,30 @@ def _not_found(error: Exception) -> bool:
     return _s3_error_code(error) in ("404", "NoSuchKey", "NotFound")
 
 
+def _s3_call(action: str, uri: str, call: Callable[[], T], *, missing_ok: bool = False) -> T:
+    """One S3 operation, retried through outages (mlbatch.retrying), errors mapped.
+
+    A missing object raises FileNotFoundError, or returns None with `missing_ok`.
+    """
+    try:
+        return retrying.call(call, describe=f"{action} {uri}")
+    except Exception as error:
+        if _not_found(error):
+            if missing_ok:
+                return None  # type: ignore[return-value]
+            raise FileNotFoundError(uri) from None
+        raise _storage_error(action, uri, error) from error
+
+
 def read_bytes(uri: str) -> bytes:
     """The whole object; FileNotFoundError if it does not exist."""
     path = local_path(uri)
     if path is not None:
         return path.read_bytes()
     bucket, key = _split_s3(uri)
-    try:
-        return s3_client().get_object(Bucket=bucket, Key=key)["Body"].read()
-    except Exception as error:
-        if _not_found(error):
-            raise FileNotFoundError(uri) from None
-        raise _storage_error("read", uri, error) from error
+    return _s3_call(
+        "read", uri, lambda: s3_client().get_object(Bucket=bucket, Key=key)["Body"].read()
+    )
 
 
 def write_bytes(uri: str, data: bytes) -> None:
@@ -109,10 +127,7 @@ def write_bytes(uri: str, data: bytes) -> None:
         os.replace(tmp, path)
         return
     bucket, key = _split_s3(uri)
-    try:
-        s3_client().put_object(Bucket=bucket, Key=key, Body=data)
-    except Exception as error:
-        raise _storage_error("write", uri, error) from error
+    _s3_call("write", uri, lambda: s3_client().put_object(Bucket=bucket, Key=key, Body=data))
 
 
 def create_exclusive(uri: str, data: bytes) -> bool:
@@ -136,14 +151,33 @@ def create_exclusive(uri: str, data: bytes) -> bool:
         finally:
             tmp.unlink()
     bucket, key = _split_s3(uri)
+    tries = 0
+
+    def put() -> bool:
+        nonlocal tries
+        tries += 1
+        try:
+            s3_client().put_object(Bucket=bucket, Key=key, Body=data, IfNoneMatch="*")
+            return True
+        except Exception as error:
+            # 409 ConditionalRequestConflict: a concurrent conditional write is in flight.
+            if _s3_error_code(error) not in (
+                "PreconditionFailed",
+                "412",
+                "ConditionalRequestConflict",
+            ):
+                raise
+        # A retried put whose first answer was lost finds its own object: that is a win.
+        return tries > 1 and _content_equals(bucket, key, data)
+
+    return _s3_call("create", uri, put)
+
+
+def _content_equals(bucket: str, key: str, data: bytes) -> bool:
     try:
-        s3_client().put_object(Bucket=bucket, Key=key, Body=data, IfNoneMatch="*")
-        return True
-    except Exception as error:
-        # 409 ConditionalRequestConflict: a concurrent conditional write is in flight.
-        if _s3_error_code(error) in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
-            return False
-        raise _storage_error("create", uri, error) from error
+        return s3_client().get_object(Bucket=bucket, Key=key)["Body"].read() == data
+    except Exception:
+        return False
 
 
 def stat(uri: str) -> ObjectInfo | None:
@@ -155,12 +189,11 @@ def stat(uri: str) -> ObjectInfo | None:
             return None
         return ObjectInfo(uri=uri, size=st.st_size, version=str(st.st_mtime_ns))
     bucket, key = _split_s3(uri)
-    try:
-        head = s3_client().head_object(Bucket=bucket, Key=key)
-    except Exception as error:
-        if _not_found(error):
-            return None
-        raise _storage_error("stat", uri, error) from error
+    head = _s3_call(
+        "stat", uri, lambda: s3_client().head_object(Bucket=bucket, Key=key), missing_ok=True
+    )
+    if head is None:
+        return None
     return ObjectInfo(uri=uri, size=head["ContentLength"], version=head["ETag"].strip('"'))
 
 
@@ -181,15 +214,50 @@ def list_uris(prefix_uri: str) -> list[str]:
         )
     bucket, key = _split_s3(prefix_uri)
     prefix = key.rstrip("/") + "/" if key else ""
-    uris = []
-    try:
-        for page in (
-            s3_client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
-        ):
-            uris += [f"s3://{bucket}/{obj['Key']}" for obj in page.get("Contents", [])]
-    except Exception as error:
-        raise _storage_error("list", prefix_uri, error) from error
-    return sorted(u for u in uris if not u.endswith("/"))
+
+    def list_all() -> list[str]:
+        pages = s3_client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        return [f"s3://{bucket}/{obj['Key']}" for page in pages for obj in page.get("Contents", [])]
+
+    return sorted(u for u in _s3_call("list", prefix_uri, list_all) if not u.endswith("/"))
+
+
+def delete(uri: str) -> None:
+    """Remove an object; a missing one is fine."""
+    path = local_path(uri)
+    if path is not None:
+        path.unlink(missing_ok=True)
+        return
+    bucket, key = _split_s3(uri)
+    _s3_call("delete", uri, lambda: s3_client().delete_object(Bucket=bucket, Key=key))
+
+
+def copy(source_uri: str, target_uri: str) -> None:
+    """Copy an object within one storage without moving the bytes through this process.
+
+    S3: a server-side copy. file://: a hard link (the same bytes, deletable separately),
+    or a plain copy across filesystems.
+    """
+    source, target = local_path(source_uri), local_path(target_uri)
+    if source is not None and target is not None:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(source, target)
+        except FileExistsError:
+            target.unlink()
+            os.link(source, target)
+        except OSError:
+            shutil.copyfile(source, target)
+        return
+    if source is not None or target is not None:
+        raise BadInput(f"cannot copy between storages: {source_uri} -> {target_uri}")
+    bucket, key = _split_s3(target_uri)
+    source_bucket, source_key = _split_s3(source_uri)
+    _s3_call(
+        "copy",
+        target_uri,
+        lambda: s3_client().copy({"Bucket": source_bucket, "Key": source_key}, bucket, key),
+    )
 
 
 def upload_file(path: Path, uri: str) -> None:
@@ -201,10 +269,7 @@ def upload_file(path: Path, uri: str) -> None:
         shutil.copyfile(path, target)
         return
     bucket, key = _split_s3(uri)
-    try:
-        s3_client().upload_file(str(path), bucket, key)
-    except Exception as error:
-        raise _storage_error("upload", uri, error) from error
+    _s3_call("upload", uri, lambda: s3_client().upload_file(str(path), bucket, key))
 
 
 def download_file(uri: str, path: Path) -> None:
@@ -214,12 +279,7 @@ def download_file(uri: str, path: Path) -> None:
         shutil.copyfile(source, path)
         return
     bucket, key = _split_s3(uri)
-    try:
-        s3_client().download_file(bucket, key, str(path))
-    except Exception as error:
-        if _not_found(error):
-            raise FileNotFoundError(uri) from None
-        raise _storage_error("download", uri, error) from error
+    _s3_call("download", uri, lambda: s3_client().download_file(bucket, key, str(path)))
 
 
 def sha256_file(path: Path) -> str:
@@ -236,16 +296,14 @@ def sha256_uri(uri: str) -> str:
     if path is not None:
         return sha256_file(path)
     bucket, key = _split_s3(uri)
-    digest = hashlib.sha256()
-    try:
-        body = s3_client().get_object(Bucket=bucket, Key=key)["Body"]
-        for chunk in body.iter_chunks(CHUNK):
+
+    def digest_object() -> str:
+        digest = hashlib.sha256()  # anew on every try: a retry restarts the stream
+        for chunk in s3_client().get_object(Bucket=bucket, Key=key)["Body"].iter_chunks(CHUNK):
             digest.update(chunk)
-    except Exception as error:
-        if _not_found(error):
-            raise FileNotFoundError(uri) from None
-        raise _storage_error("read", uri, error) from error
-    return digest.hexdigest()
+        return digest.hexdigest()
+
+    return _s3_call("read", uri, digest_object)
 
 
 def arrow_filesystem(uri: str):
@@ -278,6 +336,7 @@ def _arrow_s3():
             secret_key=frozen.secret_key,
             session_token=frozen.token,
         )
+    options["retry_strategy"] = fs.AwsStandardS3RetryStrategy(max_attempts=10)
     return fs.S3FileSystem(**options)
 
 

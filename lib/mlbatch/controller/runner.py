@@ -11,18 +11,20 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from mlbatch import logs, runs
+from mlbatch import cache, logs, runs, storage
 from mlbatch.codeversion import code_version
 from mlbatch.controller import planner
 from mlbatch.controller.executor import Executor, Resources, StageStatus, StageTask, State
 from mlbatch.errors import ExitCode
-from mlbatch.manifest import load_manifest
+from mlbatch.manifest import Input, load_manifest
 from mlbatch.runs import RunLayout
 from mlbatch.spec import STAGES, PipelineSpec
 
 REJECTED = "REJECTED"  # a stage that committed but failed its quality gate
 DEFAULT_RESOURCES = {"train": Resources(cpu="2", memory="4Gi")}
 LOG_TAIL_LINES = 20
+HEARTBEAT_S = 10  # run.json is rewritten at least this often while the controller lives
+CANCEL_CHECK_S = 2
 
 
 @dataclass
@@ -68,6 +70,7 @@ class Controller:
         on_change: Callable[[dict], None] = lambda state: None,
         poll_interval_s: float = 0.5,
         env: dict[str, str] | None = None,
+        force: set[str] = frozenset(),
     ):
         self.layout = layout
         self.spec = spec
@@ -75,9 +78,12 @@ class Controller:
         self.on_change = on_change
         self.poll_interval_s = poll_interval_s
         self.env = env or {}
+        self.force = set(STAGES) if "all" in force else set(force)  # stages never taken from cache
         self.state = runs.read_state(layout) or self._new_state()
         self._running: dict[str, dict] = {}  # stage -> handle
         self._retry_at: dict[str, float] = {}
+        self._tries: dict[str, int] = {}  # attempts launched by this controller, per stage
+        self._cancel_checked = 0.0
 
     def _new_state(self) -> dict:
         return {
@@ -90,7 +96,13 @@ class Controller:
         }
 
     def run(self) -> RunResult:
+        if self.state.get("state") not in (None, "running"):
+            # A resume: recorded, and old attempts do not use up this session's retries.
+            resumes = self.state.setdefault("resumes", [])
+            resumes.append({"at": time.time(), "from_state": self.state["state"]})
         self.state.update(state="running", executor=self.executor.name)
+        for key in ("exit_code", "failed_stage", "message", "finished"):
+            self.state.pop(key, None)
         self._adopt_committed()
         self._adopt_running()
         self._save()
@@ -121,20 +133,69 @@ class Controller:
                     failure = self._settle(stage, status)
                     if failure is not None:
                         return failure
+            if self._cancel_requested():
+                self._cancel_running("cancelled by `mlbatch cancel`")
+                return self._finish("cancelled", ExitCode.FAILED, message="cancelled")
+            if time.time() - self.state.get("updated", 0) > HEARTBEAT_S:
+                self._save()  # the heartbeat: `resume` and `cancel` see a live controller
             time.sleep(self.poll_interval_s)
+
+    def _cancel_requested(self) -> bool:
+        now = time.time()
+        if now - self._cancel_checked < CANCEL_CHECK_S:
+            return False
+        self._cancel_checked = now
+        return storage.exists(self.layout.cancel_uri)
 
     def _launch(self, stage: str) -> None:
         record = self._stage(stage)
         attempt = runs.new_attempt_id(len(record["attempts"]) + 1)
-        task = self._task(stage, attempt)
+        key, inputs = self._cache_key(stage)
+        if stage not in self.force and self._adopt_cached(stage, attempt, key, inputs):
+            return
+        task = stage_task(
+            self.spec, self.layout, stage, attempt, env={**self.env, cache.CACHE_KEY_ENV: key}
+        )
         # Record the attempt before launching, so a restarted controller can find it.
         record["attempts"].append({"id": attempt, "started": time.time(), "state": "LAUNCHING"})
+        self._tries[stage] = self._tries.get(stage, 0) + 1
         self._save()
         handle = self.executor.launch(task)
         record["attempts"][-1].update(handle=handle, state=State.RUNNING.value)
         record["state"] = State.RUNNING.value
         self._running[stage] = handle
         self._save()
+
+    def _cache_key(self, stage: str) -> tuple[str, list[Input]]:
+        """The stage's cache key, and the inputs a cached copy records."""
+        upstream, inputs = {}, []
+        for dependency in planner.DEPENDENCIES[stage]:
+            manifest, digest = load_manifest(self.layout, dependency)
+            upstream[dependency] = manifest
+            inputs.append(
+                Input(kind="manifest", uri=self.layout.manifest_uri(dependency), sha256=digest)
+            )
+        external = (
+            cache.external_inputs(self.spec, self.layout.storage_uri) if stage == "etl" else []
+        )
+        key = cache.cache_key(spec=self.spec, stage=stage, upstream=upstream, external=external)
+        return key, inputs + external
+
+    def _adopt_cached(self, stage: str, attempt: str, key: str, inputs: list[Input]) -> bool:
+        hit = cache.find_hit(self.layout.storage_uri, stage, key)
+        if hit is None or hit[0].run_id == self.layout.run_id:
+            return False
+        manifest = cache.adopt(layout=self.layout, attempt=attempt, source=hit, inputs=inputs)
+        record = self._stage(stage)
+        record["attempts"].append({
+            "id": manifest.attempt, "started": manifest.started, "ended": manifest.finished,
+            "state": State.SUCCEEDED.value, "cached_from": manifest.cached_from,
+            "profile": manifest.profile.model_dump(),
+        })  # fmt: skip
+        record["state"] = REJECTED if manifest.status == "rejected" else State.SUCCEEDED.value
+        record["cached_from"] = manifest.cached_from
+        self._save()
+        return True
 
     def _task(self, stage: str, attempt: str) -> StageTask:
         return stage_task(self.spec, self.layout, stage, attempt, env=self.env)
@@ -164,9 +225,9 @@ class Controller:
             record["attempts"][-1]["profile"] = committed[0].profile.model_dump()
             self._save()
             return None
-        retries = self._retries(stage)
-        if status.retryable and len(record["attempts"]) <= retries:
-            delay = self.spec.execution.backoff_s * 2 ** (len(record["attempts"]) - 1)
+        tries = self._tries.get(stage, 1)
+        if status.retryable and tries <= self._retries(stage):
+            delay = self.spec.execution.backoff_s * 2 ** (tries - 1)
             self._retry_at[stage] = time.time() + delay * random.uniform(0.5, 1.5)
             record["state"] = State.PENDING.value
             record["reason"] = f"retrying after {status.reason}"
