@@ -9,7 +9,6 @@ server-side (hard links on file://) into the new run, whose manifest records
 
 from __future__ import annotations
 
-import fnmatch
 import hashlib
 import json
 import time
@@ -22,7 +21,6 @@ from mlbatch.spec import PipelineSpec
 
 CACHE_KEY_ENV = "MLBATCH_CACHE_KEY"  # set by the controller: the key an attempt commits under
 SHARED_KEYS = ("target", "task", "known_after_prediction", "id_columns")
-GLOB_CHARS = "*?["
 
 
 def stage_config(spec: PipelineSpec, stage: str) -> dict:
@@ -54,25 +52,11 @@ def external_inputs(spec: PipelineSpec, storage_uri: str) -> list[Input]:
     inputs = []
     for source in spec.etl.sources.values():
         location = source.location(storage_uri)
-        for info in _matching(location):
+        for info in storage.matching(location):
             inputs.append(
                 Input(kind="external", uri=info.uri, size=info.size, version=info.version)
             )
     return inputs
-
-
-def _matching(location: str) -> list[storage.ObjectInfo]:
-    """A file, every file matching a glob, or every file under a prefix."""
-    if any(c in location for c in GLOB_CHARS):
-        prefix = location[: min(location.find(c) for c in GLOB_CHARS if c in location)]
-        prefix = prefix.rsplit("/", 1)[0]
-        uris = [u for u in storage.list_uris(prefix) if fnmatch.fnmatchcase(u, location)]
-    else:
-        info = storage.stat(location)
-        if info is not None:
-            return [info]
-        uris = storage.list_uris(location)
-    return [info for info in map(storage.stat, uris) if info is not None]
 
 
 def index_uri(storage_uri: str, stage: str, key: str) -> str:

@@ -16,6 +16,7 @@ import threading
 from mlbatch import storage
 
 CHUNK_NAME = "{:05d}.log"
+LOG_DIR = "logs"  # inside each attempt folder; never an output
 
 
 class LogCapture:

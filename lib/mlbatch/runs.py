@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 
 from mlbatch import storage
 from mlbatch.errors import BadInput
+from mlbatch.logs import LOG_DIR
 
 RUN_ID_PATTERN = re.compile(r"^\d{8}-\d{6}-[a-z0-9]{6}$")
 ATTEMPT_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,15}$")
@@ -78,7 +79,7 @@ class RunLayout:
         return storage.join(self.uri, stage, "attempts", attempt)
 
     def log_prefix(self, stage: str, attempt: str) -> str:
-        return storage.join(self.attempt_uri(stage, attempt), "logs")
+        return storage.join(self.attempt_uri(stage, attempt), LOG_DIR)
 
 
 def runs_prefix(storage_uri: str) -> str:

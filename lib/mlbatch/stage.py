@@ -24,7 +24,7 @@ from typing import Any, NoReturn
 from mlbatch import cache, storage
 from mlbatch.codeversion import code_version
 from mlbatch.errors import BadInput, ExitCode, MlbatchError, Superseded
-from mlbatch.logs import LogCapture
+from mlbatch.logs import LOG_DIR, LogCapture
 from mlbatch.manifest import (
     Input,
     Manifest,
@@ -39,7 +39,6 @@ from mlbatch.runs import ATTEMPT_PATTERN, RunLayout, read_spec
 from mlbatch.spec import PipelineSpec
 
 TERMINATION_LOG = Path("/dev/termination-log")
-LOG_DIR = "logs"  # inside the attempt folder; not an output
 
 
 @dataclass

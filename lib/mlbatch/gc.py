@@ -1,0 +1,67 @@
+"""`mlbatch gc`: remove the outputs of attempts no manifest adopted.
+
+Only runs no controller is driving are touched (finished, or their heartbeat stale), so
+an attempt still writing is never pulled from under it. Logs of failed attempts are kept
+unless asked, since they explain the failure.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from mlbatch import runs, storage
+from mlbatch.logs import LOG_DIR
+from mlbatch.manifest import load_manifest
+from mlbatch.runs import RunLayout
+from mlbatch.spec import STAGES
+
+STALE_AFTER_S = 600  # a running run whose controller wrote nothing for this long is dead
+
+
+@dataclass
+class Collected:
+    runs_checked: int = 0
+    runs_skipped: list[str] = field(default_factory=list)  # a live controller drives them
+    objects: list[str] = field(default_factory=list)
+
+
+def is_active(state: dict | None, *, stale_after_s: float = STALE_AFTER_S) -> bool:
+    """A run a controller is driving: running, with a heartbeat fresher than the limit."""
+    if not state or state.get("state") != "running":
+        return False
+    return time.time() - state.get("updated", 0) < stale_after_s
+
+
+def collect(
+    storage_uri: str, *, run_ids: list[str] | None = None, logs: bool = False, dry_run: bool = False
+) -> Collected:
+    result = Collected()
+    for run_id in run_ids or runs.list_run_ids(storage_uri):
+        layout = RunLayout(storage_uri, runs.check_run_id(run_id))
+        result.runs_checked += 1
+        if is_active(runs.read_state(layout)):
+            result.runs_skipped.append(run_id)
+            continue
+        for uri in garbage(layout, logs=logs):
+            if not dry_run:
+                storage.delete(uri)
+            result.objects.append(uri)
+    return result
+
+
+def garbage(layout: RunLayout, *, logs: bool) -> list[str]:
+    """Objects under the run's attempt folders that no manifest adopted."""
+    found = []
+    for stage in STAGES:
+        loaded = load_manifest(layout, stage)
+        adopted = loaded[0].attempt if loaded else None
+        prefix = storage.join(layout.uri, stage, "attempts")
+        for uri in storage.list_uris(prefix):
+            attempt, _, path = uri[len(prefix) + 1 :].partition("/")
+            if attempt == adopted:
+                continue
+            if path.startswith(f"{LOG_DIR}/") and not logs:
+                continue
+            found.append(uri)
+    return found
