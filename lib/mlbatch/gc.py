@@ -7,7 +7,6 @@ unless asked, since they explain the failure.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 
 from mlbatch import runs, storage
@@ -26,13 +25,6 @@ class Collected:
     objects: list[str] = field(default_factory=list)
 
 
-def is_active(state: dict | None, *, stale_after_s: float = STALE_AFTER_S) -> bool:
-    """A run a controller is driving: running, with a heartbeat fresher than the limit."""
-    if not state or state.get("state") != "running":
-        return False
-    return time.time() - state.get("updated", 0) < stale_after_s
-
-
 def collect(
     storage_uri: str, *, run_ids: list[str] | None = None, logs: bool = False, dry_run: bool = False
 ) -> Collected:
@@ -40,7 +32,7 @@ def collect(
     for run_id in run_ids or runs.list_run_ids(storage_uri):
         layout = RunLayout(storage_uri, runs.check_run_id(run_id))
         result.runs_checked += 1
-        if is_active(runs.read_state(layout)):
+        if runs.controller_alive(runs.read_state(layout), stale_after_s=STALE_AFTER_S):
             result.runs_skipped.append(run_id)
             continue
         for uri in garbage(layout, logs=logs):

@@ -10,8 +10,10 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import secrets
+import socket
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -110,6 +112,28 @@ def read_state(layout: RunLayout) -> dict | None:
 def write_state(layout: RunLayout, state: dict) -> None:
     state["updated"] = time.time()
     storage.write_bytes(layout.state_uri, json.dumps(state, indent=2).encode())
+
+
+def controller_identity() -> dict:
+    """Who drives a run: recorded in run.json so others can tell a live controller."""
+    return {"host": socket.gethostname(), "pid": os.getpid()}
+
+
+def controller_alive(state: dict | None, *, stale_after_s: float) -> bool:
+    """A controller drives this run: running, a fresh heartbeat, and (on this host) alive."""
+    if not state or state.get("state") != "running":
+        return False
+    if time.time() - state.get("updated", 0) >= stale_after_s:
+        return False
+    controller = state.get("controller") or {}
+    if controller.get("host") == socket.gethostname():
+        try:
+            os.kill(controller["pid"], 0)  # signal 0: does the process exist?
+        except ProcessLookupError:
+            return False
+        except (PermissionError, KeyError, TypeError):
+            pass
+    return True
 
 
 def list_run_ids(storage_uri: str) -> list[str]:

@@ -12,7 +12,7 @@ import click
 import typer
 from rich.live import Live
 
-from mlbatch import gc, runs, storage
+from mlbatch import runs, storage
 from mlbatch.controller import cli_runs, views
 from mlbatch.controller.cli_common import (
     Output,
@@ -90,7 +90,7 @@ def resume(
     """Continue a failed, cancelled or interrupted run from its first uncommitted stage."""
     layout = cli_runs.open_run(storage_option, run_id)
     state = runs.read_state(layout) or {}
-    if gc.is_active(state, stale_after_s=cli_runs.LIVE_HEARTBEAT_S):
+    if runs.controller_alive(state, stale_after_s=cli_runs.LIVE_HEARTBEAT_S):
         raise BadInput(f"run {run_id} is being driven by a live controller; cancel it first")
     spec = PipelineSpec.model_validate(runs.read_spec(layout))
     name = executor_name or state.get("executor", "local")
@@ -165,7 +165,17 @@ def _executor(name: str, root: str, *, namespace: str | None, context: str | Non
 
         refuse_file_storage(root)  # before a run is created
         return KubernetesExecutor(KubernetesSettings.from_env(namespace=namespace, context=context))
-    raise BadInput(f"unknown executor {name!r}: use local or kubernetes")
+    if name == "container":
+        from mlbatch.controller.container_executor import (
+            ContainerExecutor,
+            ContainerSettings,
+            check_storage,
+        )
+
+        check_storage(root)  # before a run is created
+        output_dir = Path(os.environ.get("TMPDIR", "/tmp")) / "mlbatch-container"
+        return ContainerExecutor(ContainerSettings.from_env(output_dir=output_dir))
+    raise BadInput(f"unknown executor {name!r}: use local, container or kubernetes")
 
 
 def _open_run(

@@ -92,7 +92,7 @@ def _latest_attempt(layout: RunLayout, stage: str) -> str:
 
 def _attempt_running(layout: RunLayout, stage: str, attempt: str) -> bool:
     state = runs.read_state(layout) or {}
-    if not garbage.is_active(state, stale_after_s=LIVE_HEARTBEAT_S):
+    if not runs.controller_alive(state, stale_after_s=LIVE_HEARTBEAT_S):
         return False
     for record in state["stages"][stage]["attempts"]:
         if record["id"] == attempt:
@@ -142,7 +142,7 @@ def cancel(
     layout = open_run(storage_option, run_id)
     storage.create_exclusive(layout.cancel_uri, json.dumps({"requested": time.time()}).encode())
     state = runs.read_state(layout)
-    if garbage.is_active(state, stale_after_s=LIVE_HEARTBEAT_S):
+    if runs.controller_alive(state, stale_after_s=LIVE_HEARTBEAT_S):
         deadline = time.time() + wait_s
         while time.time() < deadline:
             if (runs.read_state(layout) or {}).get("state") != "running":

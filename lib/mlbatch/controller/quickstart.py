@@ -55,5 +55,8 @@ def read_column(uri: str, column: str) -> pa.ChunkedArray:
 
 
 def _check(column: str, columns: list[str], uri: str) -> None:
+    duplicates = sorted({c for c in columns if columns.count(c) > 1})
+    if duplicates:
+        raise BadInput(f"{uri}: duplicate column names: {', '.join(duplicates)}")
     if column not in columns:
         raise BadInput(f"target column {column!r} is not in {uri} (columns: {', '.join(columns)})")

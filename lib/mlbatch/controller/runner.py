@@ -100,7 +100,9 @@ class Controller:
             # A resume: recorded, and old attempts do not use up this session's retries.
             resumes = self.state.setdefault("resumes", [])
             resumes.append({"at": time.time(), "from_state": self.state["state"]})
-        self.state.update(state="running", executor=self.executor.name)
+        self.state.update(
+            state="running", executor=self.executor.name, controller=runs.controller_identity()
+        )
         for key in ("exit_code", "failed_stage", "message", "finished"):
             self.state.pop(key, None)
         self._adopt_committed()
