@@ -15,7 +15,7 @@ import time
 
 from mlbatch import runs, storage
 from mlbatch.codeversion import code_version
-from mlbatch.manifest import Input, Manifest, Profile, commit, load_manifest
+from mlbatch.manifest import Input, Manifest, commit, load_manifest
 from mlbatch.runs import RunLayout
 from mlbatch.spec import PipelineSpec
 
@@ -112,9 +112,8 @@ def adopt(
             "attempt": attempt,
             "inputs": inputs,
             "cached_from": cached.cached_from or source_layout.run_id,
-            "started": started,
+            "started": started,  # the copy; `profile` stays the work's that made the outputs
             "finished": time.time(),
-            "profile": Profile(wall_s=round(time.time() - started, 3), cpu_s=0, peak_rss_mb=0),
         }
     )
     if commit(layout, manifest):

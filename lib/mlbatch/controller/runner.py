@@ -192,7 +192,6 @@ class Controller:
         record["attempts"].append({
             "id": manifest.attempt, "started": manifest.started, "ended": manifest.finished,
             "state": State.SUCCEEDED.value, "cached_from": manifest.cached_from,
-            "profile": manifest.profile.model_dump(),
         })  # fmt: skip
         record["state"] = REJECTED if manifest.status == "rejected" else State.SUCCEEDED.value
         record["cached_from"] = manifest.cached_from
