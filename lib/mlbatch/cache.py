@@ -15,6 +15,7 @@ import time
 
 from mlbatch import runs, storage
 from mlbatch.codeversion import code_version
+from mlbatch.logs import CHUNK_NAME
 from mlbatch.manifest import Input, Manifest, commit, load_manifest
 from mlbatch.runs import RunLayout
 from mlbatch.spec import PipelineSpec
@@ -106,6 +107,7 @@ def adopt(
     target_attempt = layout.attempt_uri(cached.stage, attempt)
     for path in cached.outputs:
         storage.copy(storage.join(source_attempt, path), storage.join(target_attempt, path))
+    _copy_log(source_layout, cached, layout, attempt)
     manifest = cached.model_copy(
         update={
             "run_id": layout.run_id,
@@ -119,6 +121,20 @@ def adopt(
     if commit(layout, manifest):
         record(layout.storage_uri, manifest)
     return load_manifest(layout, cached.stage)[0]
+
+
+def _copy_log(source_layout: RunLayout, cached: Manifest, layout: RunLayout, attempt: str) -> None:
+    """The log of the work that made the outputs, then a line saying where it came from."""
+    source_prefix = source_layout.log_prefix(cached.stage, cached.attempt)
+    target_prefix = layout.log_prefix(cached.stage, attempt)
+    chunks = storage.list_uris(source_prefix)
+    for uri in chunks:
+        storage.copy(uri, storage.join(target_prefix, uri[len(source_prefix) + 1 :]))
+    note = (
+        f"[mlbatch] {cached.stage} attempt {attempt} of run {layout.run_id}: outputs committed "
+        f"from the cache (run {source_layout.run_id}, attempt {cached.attempt}; its log above)\n"
+    )
+    storage.write_bytes(storage.join(target_prefix, CHUNK_NAME.format(len(chunks))), note.encode())
 
 
 def _digest(value) -> str:
