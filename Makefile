@@ -34,4 +34,5 @@ clean:
 	rm -rf $(STORAGE) .pytest_cache .ruff_cache build dist lib/*.egg-info *.egg-info
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 
+-include mk/images.mk
 -include mk/kind.mk

@@ -50,15 +50,9 @@ kind-up: ## create the kind cluster of kind-config.yaml (skipped when it exists)
 	fi
 	$(KUBECTL) --context $(KIND_CONTEXT) get nodes --label-columns mlbatch.io/pool
 
-images: ## build every stage image and the controller image, tagged with the code version
-	@test -n "$(CODE_VERSION)" || { echo "no code version: run 'make setup' first" >&2; exit 1; }
-	@for name in $(IMAGE_NAMES); do \
-	  tag=$(image_tag); image=$(IMAGE_REPOSITORY)-$$name:$$tag; \
-	  echo "building $$image with $(CONTAINER_ENGINE)"; \
-	  $(CONTAINER_ENGINE) build --build-arg BASE_IMAGE=$(BASE_IMAGE) \
-	    --build-arg CODE_VERSION=$$tag \
-	    -t $$image -f images/$$name/Dockerfile . || exit 1; \
-	done
+# `images` moved to mk/images.mk; read here too, so this file still works alone
+# (`make -f mk/kind.mk images kind-load`), and not twice when the Makefile read it first.
+-include $(filter-out $(MAKEFILE_LIST),mk/images.mk)
 
 # kind opens an image archive once per node, so podman's archive goes through a file.
 kind-load: ## copy the images into the kind cluster's worker nodes

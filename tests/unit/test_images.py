@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -28,10 +29,87 @@ def test_dockerfile_shape(name: str):
 
 
 def test_hadolint_is_clean():
-    hadolint = shutil.which("hadolint") or str(
-        Path(__import__("sys").executable).parent / "hadolint"
-    )
+    hadolint = shutil.which("hadolint") or str(Path(sys.executable).parent / "hadolint")
     files = [str(IMAGES / name / "Dockerfile") for name in NAMES]
     result = subprocess.run([hadolint, "--failure-threshold", "warning", *files],
                             capture_output=True, text=True)  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+ROOT = IMAGES.parent
+OPENMP_IMAGES = ["train", "evaluate", "predict"]  # XGBoost and LightGBM load libgomp
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_dependencies_install_in_a_layer_before_the_sources(name: str):
+    text = (IMAGES / name / "Dockerfile").read_text()
+    extra = "kubernetes" if name == "controller" else name
+    requirements = text.index(f"requirements.py {extra} > requirements.txt")
+    assert requirements < text.index("COPY lib ./lib") < text.index("--no-deps")
+
+
+def test_the_requirements_script_lists_the_base_and_one_extra():
+    result = subprocess.run([sys.executable, IMAGES / "requirements.py", "etl"], cwd=ROOT,
+                            capture_output=True, text=True, check=True)  # fmt: skip
+    lines = result.stdout.splitlines()
+    assert any(line.startswith("pydantic") for line in lines)
+    assert any(line.startswith("dask[dataframe]") for line in lines)
+    assert not any(line.startswith("ray") for line in lines)
+
+
+@pytest.mark.parametrize("name", OPENMP_IMAGES)
+def test_openmp_is_installed_only_where_the_base_lacks_it(name: str):
+    text = (IMAGES / name / "Dockerfile").read_text()
+    assert "if ! dpkg -s libgomp1" in text and "apt-get install" in text
+    # Before the code version: the layer stays cached across code changes.
+    assert text.index("dpkg -s libgomp1") < text.index("ARG CODE_VERSION")
+
+
+def test_the_local_base_has_what_the_images_need():
+    script = (IMAGES / "base" / "build.sh").read_text()
+    packages = script.split("packages=", 1)[1].split()[0].split(",")
+    assert {"python3-venv", "python-is-python3", "ca-certificates", "libgomp1"} <= set(packages)
+    assert "debootstrap --variant=minbase" in script and "update-ca-certificates" in script
+    for path in (IMAGES / "base" / "build.sh", IMAGES / "podman-config.sh"):
+        subprocess.run(["sh", "-n", str(path)], check=True)
+
+
+def test_the_recipe_hash_is_stable_and_builds_nothing():
+    hashes = {
+        subprocess.run([IMAGES / "base" / "build.sh", "--recipe-hash"], capture_output=True,
+                       text=True, check=True).stdout.strip()
+        for _ in range(2)
+    }  # fmt: skip
+    assert len(hashes) == 1 and len(hashes.pop()) == 12
+
+
+def test_podman_config_selects_runc_lower_ulimits_and_its_own_storage(tmp_path):
+    result = subprocess.run([IMAGES / "podman-config.sh", tmp_path / "podman"],
+                            capture_output=True, text=True, check=True)  # fmt: skip
+    containers = (tmp_path / "podman" / "containers.conf").read_text()
+    assert 'runtime = "runc"' in containers and "nofile=1024:1024" in containers
+    assert (
+        f'graphroot = "{tmp_path}/podman/storage"'
+        in (tmp_path / "podman" / "storage.conf").read_text()
+    )
+    assert result.stdout.startswith("export CONTAINERS_CONF=")
+
+
+@pytest.mark.parametrize("engine", ["podman", "docker"])
+def test_make_images_and_base_image(engine: str):
+    result = subprocess.run(
+        ["make", "--no-print-directory", "-n", "base-image", "images", f"CONTAINER_ENGINE={engine}",
+         "BASE_IMAGE=localhost/mlbatch-base:bookworm"],
+        cwd=ROOT, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    script = result.stdout
+    assert f"CONTAINER_ENGINE={engine} images/base/build.sh localhost/mlbatch-base:bookworm" in (
+        script
+    )
+    assert (
+        f"{engine} build --network=host --build-arg BASE_IMAGE=localhost/mlbatch-base:bookworm"
+        in (script)
+    )
+    assert "images/$name/Dockerfile" in script
+    for name in NAMES:
+        assert name in script

@@ -1,0 +1,41 @@
+# Container images: one per stage plus the controller, and an optional local base image
+# built from Debian packages (no registry needed). docs/images.md explains both paths;
+# the Makefile includes this file (and so does mk/kind.mk, whose `kind-load` loads them).
+#
+#   make images                                   # FROM python:3.11-slim (pulled)
+#   sudo make base-image                          # a local Debian base, pulls nothing
+#   make images BASE_IMAGE=localhost/mlbatch-base:bookworm
+#
+# Every variable can be overridden: `make images IMAGE_NAMES="etl train"`. mk/kind.mk
+# defines the shared ones with the same defaults; whichever file is read first sets them.
+# Images are tagged with their own code version (`python -m mlbatch.codeversion STAGE`),
+# never `latest`: the container and kubernetes executors run `<repository>-<stage>:<tag>`.
+
+IMAGE_REPOSITORY ?= localhost/mlbatch
+IMAGE_NAMES      ?= etl explore features train evaluate predict controller
+BASE_IMAGE       ?= python:3.11-slim
+LOCAL_BASE_IMAGE ?= localhost/mlbatch-base:bookworm
+# podman when it is installed, else docker.
+CONTAINER_ENGINE ?= $(shell command -v podman >/dev/null 2>&1 && echo podman || echo docker)
+# Host network for the builds: pip reaches PyPI the way the host does (proxies included),
+# and podman needs no container network set up on the build host.
+IMAGE_BUILD_FLAGS ?= --network=host
+IMAGES_PYTHON    ?= .venv/bin/python
+# Shell snippet: the tag of image $$name (a stage's code version; the controller's for it).
+images_tag = $$($(IMAGES_PYTHON) -m mlbatch.codeversion $$([ $$name = controller ] || echo $$name))
+
+.PHONY: images base-image
+
+images: ## build every stage image and the controller image, tagged with the code version
+	@$(IMAGES_PYTHON) -m mlbatch.codeversion >/dev/null || { echo "no code version: run 'make setup' first" >&2; exit 1; }
+	@for name in $(IMAGE_NAMES); do \
+	  tag=$(images_tag); image=$(IMAGE_REPOSITORY)-$$name:$$tag; \
+	  echo "building $$image with $(CONTAINER_ENGINE)"; start=$$(date +%s); \
+	  $(CONTAINER_ENGINE) build $(IMAGE_BUILD_FLAGS) --build-arg BASE_IMAGE=$(BASE_IMAGE) \
+	    --build-arg CODE_VERSION=$$tag \
+	    -t $$image -f images/$$name/Dockerfile . || exit 1; \
+	  echo "::: image $$name: $$(( $$(date +%s) - start ))s"; \
+	done
+
+base-image: ## a Debian bookworm base from Debian packages (root, debootstrap): $(LOCAL_BASE_IMAGE)
+	CONTAINER_ENGINE=$(CONTAINER_ENGINE) images/base/build.sh $(LOCAL_BASE_IMAGE)
