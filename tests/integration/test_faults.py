@@ -109,6 +109,9 @@ def test_a_stage_killed_mid_write_is_retried_and_nothing_half_written_commits(
     controller = _start(file_storage, data)
     layout = _only_run(file_storage)
     handle = _wait_for(lambda: _running(layout, "train"), what="train to start")
+    first = runs.read_state(layout)["stages"]["train"]["attempts"][0]["id"]
+    # Killed once it has written something (its log), so there is a half-done attempt.
+    _wait_for(lambda: storage.list_uris(layout.log_prefix("train", first)), what="a log chunk")
     os.killpg(handle["pid"], signal.SIGKILL)
     out, err = controller.communicate(timeout=600)
     assert controller.returncode == 0, err
