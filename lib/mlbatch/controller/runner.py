@@ -79,7 +79,9 @@ class Controller:
         self.poll_interval_s = poll_interval_s
         self.env = env or {}
         self.force = set(STAGES) if "all" in force else set(force)  # stages never taken from cache
-        self.state = runs.read_state(layout) or self._new_state()
+        existing = runs.read_state(layout)
+        self._resuming = existing is not None  # another controller drove this run before
+        self.state = existing or self._new_state()
         self._running: dict[str, dict] = {}  # stage -> handle
         self._retry_at: dict[str, float] = {}
         self._tries: dict[str, int] = {}  # attempts launched by this controller, per stage
@@ -96,10 +98,10 @@ class Controller:
         }
 
     def run(self) -> RunResult:
-        if self.state.get("state") not in (None, "running"):
-            # A resume: recorded, and old attempts do not use up this session's retries.
+        if self._resuming:
+            # Recorded; old attempts do not use up this controller's retries (self._tries).
             resumes = self.state.setdefault("resumes", [])
-            resumes.append({"at": time.time(), "from_state": self.state["state"]})
+            resumes.append({"at": time.time(), "from_state": self.state.get("state")})
         self.state.update(
             state="running", executor=self.executor.name, controller=runs.controller_identity()
         )
