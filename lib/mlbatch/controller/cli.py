@@ -69,6 +69,7 @@ def run(
 ) -> None:
     """Run a pipeline from a spec, or from one table with --data and --target."""
     root = storage_root(storage_option)
+    _check_force(force or [])
     spec = _resolve_spec(spec_file, data, target, task, overrides or [])
     executor = _executor(executor_name, root, namespace=namespace, context=context)
     layout = _open_run(root, spec, run_id=run_id, run_name=run_name)
@@ -88,6 +89,7 @@ def resume(
     output: OutputOption = Output.table,
 ) -> None:
     """Continue a failed, cancelled or interrupted run from its first uncommitted stage."""
+    _check_force(force or [])
     layout = cli_runs.open_run(storage_option, run_id)
     state = runs.read_state(layout) or {}
     if runs.controller_alive(state, stale_after_s=cli_runs.LIVE_HEARTBEAT_S):
@@ -97,6 +99,12 @@ def resume(
     executor = _executor(name, layout.storage_uri, namespace=namespace, context=context)
     storage.delete(layout.cancel_uri)  # an earlier `mlbatch cancel` must not stop the resume
     _drive(layout, spec, executor, output=output, force=force or [])
+
+
+def _check_force(force: list[str]) -> None:
+    unknown = set(force) - {*STAGES, "all"}
+    if unknown:
+        raise BadInput(f"--force {sorted(unknown)[0]!r}: not a stage (or `all`)")
 
 
 def _drive(layout: RunLayout, spec: PipelineSpec, executor, *, output: Output, force) -> None:
@@ -126,9 +134,6 @@ def _drive(layout: RunLayout, spec: PipelineSpec, executor, *, output: Output, f
         layout=layout, spec=spec, executor=executor, on_change=show, force=set(force),
         poll_interval_s=0.5 if executor.name == "local" else 5.0,  # each poll is API calls
     )  # fmt: skip
-    unknown = set(force) - {*STAGES, "all"}
-    if unknown:
-        raise BadInput(f"--force {sorted(unknown)[0]!r}: not a stage (or `all`)")
     if live is not None:
         with live:
             result = controller.run()

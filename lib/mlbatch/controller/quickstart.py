@@ -51,6 +51,9 @@ def read_column(uri: str, column: str) -> pa.ChunkedArray:
     except (pa.ArrowInvalid, UnicodeDecodeError) as error:
         raise BadInput(f"cannot read {uri}: {error}") from None
     _check(column, table.column_names, uri)
+    for field in table.schema:
+        if pa.types.is_binary(field.type) or pa.types.is_large_binary(field.type):
+            raise BadInput(f"{uri}: column {field.name!r} is not UTF-8 text; re-encode the file")
     return table[column]
 
 

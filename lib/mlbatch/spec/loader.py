@@ -37,9 +37,11 @@ def parse_yaml(text: str):
 def load_spec(path: Path, overrides: list[str] = ()) -> PipelineSpec:
     """Read, override and validate a spec file; BadInput naming file, line and key."""
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as error:
         raise BadInput(f"cannot read spec {path}: {error.strerror}") from None
+    except UnicodeDecodeError as error:
+        raise BadInput(f"{path}: the spec is not UTF-8 text (byte {error.start})") from None
     try:
         node = yaml.compose(text, Loader=SpecLoader)
         data = parse_yaml(text)

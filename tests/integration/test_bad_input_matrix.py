@@ -1,0 +1,120 @@
+"""Bad specs, data and command lines: exit 2 (or 3), a message naming the problem, nothing
+committed. Each case is what someone will type or feed us one day."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pipeline_checks import REPO, mlbatch
+
+from mlbatch import runs, storage
+
+SPEC = (REPO / "examples/flights.yaml").read_text()
+
+
+def _spec(tmp: Path, text: str) -> list[str]:
+    path = tmp / "spec.yaml"
+    path.write_bytes(text.encode("latin-1") if "\xe9" in text else text.encode())
+    return ["run", str(path)]
+
+
+def _data(tmp: Path, name: str, content: bytes, target: str = "y") -> list[str]:
+    path = tmp / name
+    path.write_bytes(content)
+    return ["run", "--data", str(path), "--target", target]
+
+
+many_labels = b"x,y\n" + b"".join(f"{i},label{i}\n".encode() for i in range(400))
+CASES = {
+    "malformed yaml": (lambda t: _spec(t, "name: [unclosed\n"), "not valid YAML"),
+    "spec is a list": (lambda t: _spec(t, "- a\n- b\n"), "a spec is a YAML mapping"),
+    "unknown top-level key": (lambda t: _spec(t, SPEC + "trian: {}\n"), "trian: unknown key"),
+    "unknown nested key": (
+        lambda t: _spec(t, SPEC.replace("num_samples:", "num_sample:")),
+        "train.num_sample: unknown key",
+    ),
+    "wrong type": (
+        lambda t: _spec(t, SPEC.replace("num_samples: 6", "num_samples: six")),
+        "train.num_samples",
+    ),
+    "missing target key": (
+        lambda t: _spec(t, SPEC.replace("target: delayed\n", "")),
+        "target: required key is missing",
+    ),
+    "bad name": (
+        lambda t: _spec(t, SPEC.replace("name: flights-delay", "name: Flights Delay")),
+        "name",
+    ),
+    "fractions not summing to 1": (
+        lambda t: _spec(t, SPEC.replace("test: 0.1", "test: 0.3")),
+        "must add up to 1",
+    ),
+    "join of an unknown source": (
+        lambda t: _spec(t, SPEC.replace("source: planes", "source: plains")),
+        "'plains' is not one of the sources",
+    ),
+    "unknown model family": (
+        lambda t: _spec(t, SPEC.replace("models: [xgboost, lightgbm]", "models: [catboost]")),
+        "train.models.0",
+    ),
+    "spec file missing": (lambda t: ["run", str(t / "nope.yaml")], "cannot read spec"),
+    "spec not utf-8": (lambda t: _spec(t, "name: caf\xe9\n"), "spec"),
+    "data file missing": (
+        lambda t: ["run", "--data", str(t / "none.csv"), "--target", "y"],
+        "none.csv",
+    ),
+    "empty data file": (lambda t: _data(t, "empty.csv", b""), "empty.csv"),
+    "header only": (lambda t: _data(t, "header.csv", b"x,y\n"), "no values"),
+    "not utf-8 data": (lambda t: _data(t, "latin.csv", b"x,y\n\xe9t\xe9,1\nb,0\n"), "latin.csv"),
+    "target column missing": (lambda t: _data(t, "t.csv", b"x,z\n1,2\n3,4\n"), "'y' is not in"),
+    "one-class target": (lambda t: _data(t, "one.csv", b"x,y\n1,a\n2,a\n3,a\n"), "single value"),
+    "all-null target": (lambda t: _data(t, "null.csv", b"x,y\n1,\n2,NA\n"), "no values"),
+    "duplicate column names": (
+        lambda t: _data(t, "dup.csv", b"x,x,y\n1,2,0\n3,4,1\n"),
+        "duplicate column names: x",
+    ),
+    "huge category count target": (lambda t: _data(t, "many.csv", many_labels), "distinct labels"),
+    "regression on text": (
+        lambda t: _data(t, "text.csv", b"x,y\n1,a\n2,b\n3,c\n") + ["--task", "regression"],
+        "not numeric",
+    ),
+    "spec and --data together": (
+        lambda t: ["run", "x.yaml", "--data", "d.csv", "--target", "y"],
+        "not both",
+    ),
+    "--data without --target": (lambda t: ["run", "--data", "d.csv"], "--target"),
+    "bad --set syntax": (
+        lambda t: _spec(t, SPEC) + ["--set", "train.num_samples"],
+        "path.to.key=value",
+    ),
+    "unknown executor": (lambda t: _spec(t, SPEC) + ["--executor", "slurm"], "unknown executor"),
+    "unknown --force stage": (
+        lambda t: _data(t, "ok.csv", b"x,y\n1,0\n2,1\n3,0\n4,1\n") + ["--force", "training"],
+        "not a stage",
+    ),
+    "run id with ../": (lambda t: ["status", "../../etc"], "is not of the form"),
+    "stage name with ../": (lambda t: ["logs", "20260101-000000-abcdef", "../x"], "unknown stage"),
+    "resume of a run that does not exist": (
+        lambda t: ["resume", "20260101-000000-abcdef"],
+        "no run at",
+    ),
+    "unsupported storage scheme": (
+        lambda t: _spec(t, SPEC) + ["--storage", "gs://bucket"],
+        "use file:// or s3://",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_bad_input(case: str, tmp_path: Path, file_storage: str):
+    build, expected = CASES[case]
+    args = build(tmp_path)
+    if "--storage" not in args:
+        args += ["--storage", file_storage]
+    result = mlbatch(*args, cwd=tmp_path)
+    assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
+    message = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert message and expected in " ".join(message), result.stderr
+    committed = [u for u in storage.list_uris(file_storage) if u.endswith("_manifest.json")]
+    assert committed == [] and runs.list_run_ids(file_storage) == []
