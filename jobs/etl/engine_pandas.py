@@ -1,0 +1,92 @@
+"""The pandas+pyarrow engine: the whole table in memory in one process.
+
+Steps run as Arrow kernels; the row-local ones run over slices of rows on a thread pool
+(Arrow kernels release the GIL), a step with shuffle keys (dedupe) on the whole table.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pyarrow as pa
+
+from mlbatch.errors import BadInput
+from mlbatch_jobs.etl.plan import Plan
+from mlbatch_jobs.etl.reading import ORDER
+from mlbatch_jobs.etl.summary import (
+    HASH,
+    Outcome,
+    add_coercions,
+    add_counts,
+    merge_summaries,
+    run_steps,
+    summarize,
+)
+from mlbatch_jobs.etl.validation import duplicate_keys
+
+MIN_SLICE_ROWS = 100_000  # below this, threads cost more than they save
+
+
+def run(plan: Plan, *, sample: int | None = None, seed: int = 0) -> tuple[pa.Table, Outcome]:
+    """The output table (sampled when asked) and what each step did."""
+    threads = len(os.sched_getaffinity(0))
+    reads = [plan.main.read_file(index) for index in range(len(plan.main.files))]
+    table = pa.concat_tables([t for t, _ in reads])
+    coercion = add_coercions([c for _, c in reads], plan.main.source.on_error)
+    if table.num_rows == 0:
+        files = ", ".join(f.uri for f in plan.main.files)
+        raise BadInput(f"source {plan.main.name}: no rows in {files}")
+    rows_read = table.num_rows + coercion.rows_dropped
+    counts = []
+    with ThreadPoolExecutor(threads) as pool:
+        for segment in _segments(plan.steps):
+            if segment[0].shuffle_keys is not None:
+                table, segment_counts = run_steps(table, segment)
+            else:
+                slices = _slices(table, threads)
+                done = list(pool.map(lambda part, s=segment: run_steps(part, s), slices))
+                table = pa.concat_tables([t for t, _ in done])
+                segment_counts = add_counts([c for _, c in done])
+            counts += segment_counts
+        if ORDER in table.column_names:
+            table = table.drop_columns([ORDER])
+        summaries = list(
+            pool.map(
+                lambda part: summarize(part, validator=plan.validator, target=plan.steps[-1].target,
+                                       sample=sample, seed=seed),
+                _slices(table, threads),
+            )
+        )  # fmt: skip
+    summary = merge_summaries([s for _, s in summaries], sample=sample)
+    duplicates = {
+        index: duplicate_keys(table, columns) for index, columns in plan.validator.unique_rules()
+    }
+    if sample and table.num_rows > sample:
+        hashes = np.concatenate([t[HASH].to_numpy() for t, _ in summaries])
+        keep = np.sort(np.argsort(hashes, kind="stable")[:sample])
+        table = table.take(pa.array(keep))
+    outcome = Outcome(counts, rows_read, coercion, summary, duplicates)
+    return table, outcome
+
+
+def _segments(steps: list) -> list[list]:
+    """Runs of row-local steps, and each step with shuffle keys on its own."""
+    segments: list[list] = []
+    for step in steps:
+        if (
+            not segments
+            or step.shuffle_keys is not None
+            or segments[-1][0].shuffle_keys is not None
+        ):
+            segments.append([step])
+        else:
+            segments[-1].append(step)
+    return segments
+
+
+def _slices(table: pa.Table, threads: int) -> list[pa.Table]:
+    count = max(1, min(threads, table.num_rows // MIN_SLICE_ROWS))
+    size = -(-table.num_rows // count)
+    return [table.slice(start, size) for start in range(0, max(table.num_rows, 1), size)]
