@@ -24,7 +24,7 @@ from mlbatch_jobs.etl.summary import (
     run_steps,
     summarize,
 )
-from mlbatch_jobs.etl.validation import EXAMPLES, duplicate_keys
+from mlbatch_jobs.etl.validation import duplicate_keys, smallest
 
 
 def run(
@@ -116,8 +116,7 @@ def _finish(frame: pd.DataFrame, part: tuple, options: dict) -> Summary:
 
 
 def _add_duplicates(found: list[tuple[int, list]]) -> tuple[int, list]:
-    examples = [e for _, part in found for e in part][:EXAMPLES]
-    return sum(count for count, _ in found), examples
+    return sum(count for count, _ in found), smallest([part for _, part in found])
 
 
 def _meta(schema: pa.Schema) -> pd.DataFrame:

@@ -153,9 +153,22 @@ def merge_partials(partials: list[Partial]) -> Partial:
     for partial in partials:
         for key, (count, examples) in partial.items():
             total, seen = merged.get(key, (0, []))
-            more = [e for e in examples if e not in seen][: EXAMPLES - len(seen)]
-            merged[key] = (total + count, seen + more)
+            merged[key] = (total + count, smallest([seen, examples]))
     return merged
+
+
+def smallest(example_lists: list[list]) -> list:
+    """The first few of several lists of examples, in sorted order: the same examples
+    however the rows were partitioned."""
+    distinct = []
+    for examples in example_lists:
+        distinct += [e for e in examples if e not in distinct]
+    return sorted(distinct, key=_sort_key)[:EXAMPLES]
+
+
+def _sort_key(value) -> tuple:
+    values = tuple(value.values()) if isinstance(value, dict) else (value,)
+    return tuple((v is None, "" if v is None else v) for v in values)
 
 
 def duplicate_keys(table: pa.Table, columns: list[str]) -> tuple[int, list]:
@@ -164,8 +177,8 @@ def duplicate_keys(table: pa.Table, columns: list[str]) -> tuple[int, list]:
     counts = pa.TableGroupBy(table, columns, use_threads=False).aggregate([([], "count_all")])
     repeated = counts.filter(pc.greater(counts["count_all"], 1))
     extra = int(pc.sum(repeated["count_all"]).as_py() or 0) - repeated.num_rows
-    examples = repeated.select(columns).slice(0, EXAMPLES).to_pylist()
-    return extra, [e if len(columns) > 1 else e[columns[0]] for e in examples]
+    examples = repeated.select(columns).to_pylist()
+    return extra, smallest([[e if len(columns) > 1 else e[columns[0]] for e in examples]])
 
 
 def report(findings: list[Finding], rows: int) -> dict:
@@ -202,7 +215,7 @@ def _count(values, broken, *, examples: bool = True) -> tuple[int, list]:
     count = int(pc.sum(broken).as_py() or 0)
     if not count or not examples:
         return count, []
-    return count, pc.unique(pc.filter(values, broken)).slice(0, EXAMPLES).to_pylist()
+    return count, pc.unique(pc.filter(values, broken)).sort().slice(0, EXAMPLES).to_pylist()
 
 
 def _bound(value) -> str:

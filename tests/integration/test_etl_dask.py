@@ -1,0 +1,194 @@
+"""The Dask engine against the pandas engine on the same inputs: equal rows (as sets, sorted
+by the keys), equal counts; and the stage on an existing scheduler (DASK_SCHEDULER_ADDRESS),
+on file:// and on a real S3 server."""
+
+from __future__ import annotations
+
+import gzip
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
+import pytest
+from distributed import Client, LocalCluster
+from test_etl_stage import flights_etl, flights_raw, make_run, read_table, run_etl
+
+from mlbatch import storage
+from mlbatch.manifest import load_manifest
+from mlbatch.spec import validate_spec
+from mlbatch_jobs.etl import engine_dask, engine_pandas, output
+from mlbatch_jobs.etl.files import resolve_files
+from mlbatch_jobs.etl.plan import build_plan
+
+pytestmark = pytest.mark.slow  # one Dask cluster of two worker processes for the module
+KEYS = ["day", "carrier", "flight"]
+
+
+@pytest.fixture(scope="module")
+def cluster(seaweedfs):
+    """Two worker processes that can reach the test S3 server (credentials in their env)."""
+    with LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+        env=seaweedfs.env(),
+    ) as cluster:  # fmt: skip
+        yield cluster
+
+
+@pytest.fixture(scope="module")
+def client(cluster):
+    with Client(cluster) as client:
+        yield client
+
+
+def synthetic(root: str, rows: int = 20_000, seed: int = 3) -> None:
+    """Flights-like raw files in several formats, with duplicates and unparseable values."""
+    rng = np.random.default_rng(seed)
+    carriers = np.array(["UA", "AA", "B6", "DL", "ZZ"])
+    hours = rng.integers(0, 200, rows)
+    flights = pa.table({
+        "day": rng.integers(1, 30, rows), "carrier": carriers[rng.integers(0, 5, rows)],
+        "flight": rng.integers(1, 400, rows), "origin": np.array(["JFK", "LGA"])[hours % 2],
+        "hour": hours, "tailnum": np.char.add("N", rng.integers(0, 300, rows).astype(str)),
+        "delay": np.where(rng.random(rows) < 0.02, "n/a", rng.normal(10, 30, rows).round(1)),
+    })  # fmt: skip
+    flights = pa.concat_tables([flights, flights.slice(100, 500)])  # duplicated flights
+    third = flights.num_rows // 3
+    files = {}
+    for i, start in enumerate(range(0, flights.num_rows, third)):
+        text = _csv(flights.slice(start, third))
+        files[f"raw/flights/part-{i}.csv" + (".gz" if i == 1 else "")] = (
+            gzip.compress(text) if i == 1 else text
+        )
+    weather = pa.table({"origin": np.array(["JFK", "LGA"])[np.arange(400) % 2],
+                        "hour": np.arange(400) // 2 * 2 + np.arange(400) % 2,
+                        "temp": rng.normal(50, 10, 400)})  # fmt: skip
+    sink = pa.BufferOutputStream()
+    pq.write_table(weather, sink, row_group_size=50)
+    files["raw/weather.parquet"] = sink.getvalue().to_pybytes()
+    planes = [f'{{"tailnum": "N{i}", "seats": {100 + i}}}' for i in range(0, 300, 2)]
+    files["raw/planes.jsonl"] = ("\n".join(planes) + "\n").encode()
+    files["raw/airlines.csv"] = b"carrier,name\nUA,United\nAA,American\nB6,JetBlue\nDL,Delta\n"
+    for path, data in files.items():
+        storage.write_bytes(storage.join(root, path), data)
+
+
+def _csv(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    pa_csv.write_csv(table, sink)
+    return sink.getvalue().to_pybytes()
+
+
+def synthetic_spec(**etl) -> dict:
+    return {
+        "name": "dask-test", "target": "late",
+        "etl": {
+            "sources": {
+                "flights": {"uri": "raw/flights/part-*.csv*", "columns": {"delay": "float64"},
+                            "on_error": "null"},
+                "weather": {"uri": "raw/weather.parquet"},
+                "planes": {"uri": "raw/planes.jsonl"},
+                "airlines": {"uri": "raw/airlines.csv"},
+            },
+            "steps": [
+                {"join": {"source": "weather", "on": ["origin", "hour"]}},
+                {"join": {"source": "planes", "on": ["tailnum"], "how": "inner"}},
+                {"join": {"source": "airlines", "on": ["carrier"]}},
+                {"filter": "delay.notna() and hour < 190"},
+                {"dedupe": {"on": KEYS, "keep": "last"}},
+                {"derive": {"late": "delay > 15", "seat_band": "seats // 50"}},
+                {"rename": {"name": "airline"}},
+                {"drop": ["origin"]},
+            ],
+            "validation": [
+                {"rule": "unique", "columns": KEYS},
+                {"rule": "range", "column": "delay", "min": -50, "max": 60, "severity": "warn"},
+                {"rule": "allowed", "column": "carrier", "source": "airlines",
+                 "severity": "warn"},
+            ],
+            **etl,
+        },
+    }  # fmt: skip
+
+
+def plan_for(root: str, document: dict):
+    spec = validate_spec(document)
+    files = {n: resolve_files(n, s, root) for n, s in spec.etl.sources.items()}
+    return build_plan(spec, files)
+
+
+def assemble(parts, tmp_path, outcome, *, sample=None) -> pa.Table:
+    hashes = outcome.summary.smallest_hashes
+    limit = None if hashes is None else (hashes[-1], int((hashes == hashes[-1]).sum()))
+    out = tmp_path / "out"
+    out.mkdir()
+    output.assemble_parts(parts, out, partition_by=[], hash_limit=limit)
+    return pq.read_table(out / "table.parquet")
+
+
+def sorted_rows(table: pa.Table) -> pa.Table:
+    return table.sort_by([(k, "ascending") for k in KEYS]).combine_chunks()
+
+
+def test_both_engines_give_the_same_rows_and_counts(file_storage, client, tmp_path):
+    synthetic(file_storage)
+    plan = plan_for(file_storage, synthetic_spec())
+    expected, by_pandas = engine_pandas.run(plan)
+    parts, by_dask = engine_dask.run(
+        plan, client, partition_bytes=64 << 10, parts_uri=f"file://{tmp_path}/parts",
+        sample=None, seed=0,
+    )  # fmt: skip
+    assert len(parts) > 8  # many blocks, shuffled for the dedupe
+    got = assemble(parts, tmp_path, by_dask)
+    assert got.schema == expected.schema
+    assert sorted_rows(got).equals(sorted_rows(expected))
+    assert by_dask.steps == by_pandas.steps
+    assert by_dask.rows_read == by_pandas.rows_read == 20_500
+    assert by_dask.coercion.bad == by_pandas.coercion.bad and by_pandas.coercion.bad["delay"] > 0
+    assert by_dask.summary.checks == by_pandas.summary.checks
+    assert by_dask.duplicates == by_pandas.duplicates == {0: (0, [])}
+    dedupe = by_pandas.steps[4]
+    assert dedupe["rows_out"] < dedupe["rows_in"]  # the duplicated flights went
+
+
+def test_both_engines_sample_the_same_rows(file_storage, client, tmp_path):
+    synthetic(file_storage)
+    plan = plan_for(file_storage, synthetic_spec())
+    expected, _ = engine_pandas.run(plan, sample=700, seed=5)
+    parts, outcome = engine_dask.run(
+        plan, client, partition_bytes=64 << 10, parts_uri=f"file://{tmp_path}/parts",
+        sample=700, seed=5,
+    )  # fmt: skip
+    got = assemble(parts, tmp_path, outcome, sample=700)
+    assert got.num_rows == expected.num_rows == 700
+    assert sorted_rows(got).equals(sorted_rows(expected))
+
+
+def test_the_stage_runs_on_an_existing_scheduler(file_storage, cluster):
+    flights_raw(file_storage)
+    by_pandas = make_run(file_storage, flights_etl())
+    by_dask = make_run(file_storage, flights_etl(engine="dask", output={"partition_by": ["month"]}))
+    assert run_etl(by_pandas).returncode == 0
+    result = run_etl(by_dask, {"DASK_SCHEDULER_ADDRESS": cluster.scheduler_address})
+    assert result.returncode == 0, result.stdout + result.stderr
+    manifest, _ = load_manifest(by_dask, "etl")
+    assert manifest.metrics["engine"] == "dask"
+    assert manifest.metrics["steps"] == load_manifest(by_pandas, "etl")[0].metrics["steps"]
+    assert "dataset/month=2/part-0.parquet" in manifest.outputs
+    keys = [("day", "ascending"), ("carrier", "ascending")]
+    assert read_table(by_dask).sort_by(keys).equals(read_table(by_pandas).sort_by(keys))
+
+
+def test_s3_sources_on_dask_write_their_parts_to_the_bucket(s3_env, cluster):
+    synthetic(s3_env, rows=3100)
+    document = synthetic_spec(engine="dask", dask={"partition_mb": 1})
+    layout = make_run(s3_env, document["etl"], target="late")
+    result = run_etl(layout, {"DASK_SCHEDULER_ADDRESS": cluster.scheduler_address})
+    assert result.returncode == 0, result.stdout + result.stderr
+    manifest, _ = load_manifest(layout, "etl")
+    assert manifest.metrics["rows_in"]["flights"] == 3600
+    attempt = layout.attempt_uri("etl", manifest.attempt)
+    assert not [u for u in storage.list_uris(attempt) if "/_parts/" in u]  # cleaned up
+    externals = sorted(i.uri.rsplit("/", 1)[-1] for i in manifest.inputs if i.kind == "external")
+    assert externals == ["airlines.csv", "part-0.csv", "part-1.csv.gz", "part-2.csv",
+                         "planes.jsonl", "weather.parquet"]  # fmt: skip
