@@ -5,13 +5,23 @@
 #
 # Usage: eval "$(images/podman-config.sh WORK_DIR)"
 # Writes WORK_DIR/containers.conf and WORK_DIR/storage.conf, and prints the `export` line
-# that points podman at them (and TMPDIR at WORK_DIR/tmp, for podman's large temp files).
+# that points podman at them. Podman's large temporary files go to WORK_DIR/tmp too
+# (image_copy_tmp_dir), without changing TMPDIR for everything else.
 set -eu
 work=${1:?usage: podman-config.sh WORK_DIR}
 mkdir -p "$work/tmp"
 work=$(cd "$work" && pwd)
-printf '[containers]\ndefault_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]\n[engine]\nruntime = "runc"\n' \
-  > "$work/containers.conf"
-printf '[storage]\ndriver = "overlay"\ngraphroot = "%s/storage"\nrunroot = "%s/run"\n' "$work" "$work" \
-  > "$work/storage.conf"
-echo "export CONTAINERS_CONF='$work/containers.conf' CONTAINERS_STORAGE_CONF='$work/storage.conf' TMPDIR='$work/tmp'"
+cat > "$work/containers.conf" <<EOF
+[containers]
+default_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]
+[engine]
+runtime = "runc"
+image_copy_tmp_dir = "$work/tmp"
+EOF
+cat > "$work/storage.conf" <<EOF
+[storage]
+driver = "overlay"
+graphroot = "$work/storage"
+runroot = "$work/run"
+EOF
+echo "export CONTAINERS_CONF='$work/containers.conf' CONTAINERS_STORAGE_CONF='$work/storage.conf'"

@@ -1,8 +1,8 @@
 """Images built with podman, and the etl stage run in its image by the container executor.
 
 `make base-image` (debootstrap: root) and `make images IMAGE_NAMES=etl` run once per
-session, with the layer cache. Outside CI a base built earlier by the same recipe (its
-io.mlbatch.base-recipe label) is reused; CI's machine is fresh, so CI always builds it.
+session, with the layer cache. A base built earlier by the same recipe and CA certificates
+(its io.mlbatch.base-recipe label) is reused: on CI's fresh machine there is none.
 Podman must be configured for the host (images/podman-config.sh; .ci/run does it).
 """
 
@@ -91,7 +91,7 @@ def base_image(podman, say) -> str:
         [podman, "image", "inspect", "--format", '{{index .Labels "io.mlbatch.base-recipe"}}',
          BASE_IMAGE], capture_output=True, text=True,
     )  # fmt: skip
-    if not IN_CI and inspected.returncode == 0 and inspected.stdout.strip() == recipe:
+    if inspected.returncode == 0 and inspected.stdout.strip() == recipe:
         say(f"[containers] make base-image: reused {BASE_IMAGE} (recipe {recipe})")
     else:
         timed(say, "make base-image", ["make", "base-image", f"CONTAINER_ENGINE={podman}"])
