@@ -13,7 +13,7 @@ from mlbatch import runs, storage
 from mlbatch.logs import LOG_DIR
 from mlbatch.manifest import load_manifest
 from mlbatch.runs import RunLayout
-from mlbatch.spec import STAGES
+from mlbatch.spec.base import ALL_STAGES
 
 STALE_AFTER_S = 600  # a running run whose controller wrote nothing for this long is dead
 
@@ -45,7 +45,7 @@ def collect(
 def garbage(layout: RunLayout, *, logs: bool) -> list[str]:
     """Objects under the run's attempt folders that no manifest adopted."""
     found = []
-    for stage in STAGES:
+    for stage in ALL_STAGES:
         loaded = load_manifest(layout, stage)
         adopted = loaded[0].attempt if loaded else None
         prefix = storage.join(layout.uri, stage, "attempts")

@@ -83,8 +83,8 @@ def test_all_stages_run_in_dependency_order(layout):
     assert result.state == "succeeded" and result.exit_code == 0
     order = [stage for stage, _ in executor.launched]
     assert sorted(order) == sorted(STAGES)
-    for stage, deps in planner.DEPENDENCIES.items():
-        assert all(order.index(d) < order.index(stage) for d in deps)
+    for stage in STAGES:
+        assert all(order.index(d) < order.index(stage) for d in planner.DEPENDENCIES[stage])
     state = runs.read_state(layout)
     assert state["state"] == "succeeded"
     assert all(state["stages"][s]["state"] == "SUCCEEDED" for s in STAGES)
@@ -151,7 +151,19 @@ def test_resume_runs_only_what_has_not_committed(layout):
 
 
 def test_downstream_of_a_stage():
-    assert planner.downstream("etl") == {"explore", "features", "train", "evaluate"}
+    assert planner.downstream("etl") == {"explore", "features", "train", "evaluate", "predict"}
     assert planner.downstream("train") == {"evaluate"}
     assert planner.ready(done=set(), started=set()) == ["etl"]
-    assert planner.ready(done={"etl"}, started={"explore"}) == ["features"]
+    assert planner.ready(done={"etl"}, started=set()) == ["explore"]
+    assert planner.ready(done={"etl", "explore"}, started=set()) == ["features"]
+
+
+def test_a_spec_with_predict_is_a_scoring_pipeline(layout):
+    spec = {**SPEC, "predict": {"model": "flights@production"}}
+    layout = RunLayout(layout.storage_uri, runs.new_run_id())  # a scoring run of its own
+    runs.write_spec(layout, validate_spec(spec).model_dump(mode="json"))
+    executor = ScriptedExecutor(layout, {})
+    result = _controller(layout, executor, predict={"model": "flights@production"}).run()
+    assert result.state == "succeeded"
+    assert [stage for stage, _ in executor.launched] == ["etl", "predict"]
+    assert set(runs.read_state(layout)["stages"]) == {"etl", "predict"}

@@ -13,7 +13,7 @@ import typer
 from rich.live import Live
 
 from mlbatch import runs, storage
-from mlbatch.controller import cli_runs, views
+from mlbatch.controller import cli_runs, planner, views
 from mlbatch.controller.cli_common import (
     Output,
     OutputOption,
@@ -25,7 +25,8 @@ from mlbatch.controller.cli_common import (
 )
 from mlbatch.errors import BadInput, ExitCode, MlbatchError
 from mlbatch.runs import RunLayout
-from mlbatch.spec import STAGES, PipelineSpec, load_spec, validate_spec
+from mlbatch.spec import PipelineSpec, load_spec, validate_spec
+from mlbatch.spec.base import ALL_STAGES
 
 ForceOption = Annotated[
     list[str] | None,
@@ -102,7 +103,7 @@ def resume(
 
 
 def _check_force(force: list[str]) -> None:
-    unknown = set(force) - {*STAGES, "all"}
+    unknown = set(force) - {*ALL_STAGES, "all"}
     if unknown:
         raise BadInput(f"--force {sorted(unknown)[0]!r}: not a stage (or `all`)")
 
@@ -112,7 +113,8 @@ def _drive(layout: RunLayout, spec: PipelineSpec, executor, *, output: Output, f
     from mlbatch.controller.runner import Controller
 
     quiet = output == Output.json or not console.is_terminal
-    empty = {"run_id": layout.run_id, "stages": cli_runs.empty_stages()}
+    stages = planner.stages_for(spec)
+    empty = {"run_id": layout.run_id, "stages": cli_runs.empty_stages(stages)}
     live = None if quiet else Live(views.stage_table(empty), console=console, refresh_per_second=4)
     printed: dict[str, str] = {}
 
@@ -120,7 +122,7 @@ def _drive(layout: RunLayout, spec: PipelineSpec, executor, *, output: Output, f
         if live is not None:
             live.update(views.stage_table(state))
         elif output == Output.table:
-            for stage in STAGES:
+            for stage in stages:
                 now = state["stages"][stage]["state"]
                 if printed.get(stage) != now and now != "PENDING":
                     printed[stage] = now
@@ -216,8 +218,8 @@ def render(
     from mlbatch.controller.kubernetes_job import KubernetesSettings, render_job_yaml
     from mlbatch.controller.runner import stage_task
 
-    if stage not in STAGES:
-        raise BadInput(f"unknown stage {stage!r}: one of {', '.join(STAGES)}")
+    if stage not in ALL_STAGES:
+        raise BadInput(f"unknown stage {stage!r}: one of {', '.join(ALL_STAGES)}")
     spec = load_spec(spec_file, overrides or [])
     layout = RunLayout(storage_root(storage_option or "s3://mlbatch"), runs.new_run_id())
     task = stage_task(spec, layout, stage, runs.new_attempt_id(1), env={})

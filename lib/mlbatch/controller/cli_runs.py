@@ -21,7 +21,7 @@ from mlbatch.controller.cli_common import (
 )
 from mlbatch.errors import BadInput
 from mlbatch.runs import RunLayout
-from mlbatch.spec import STAGES
+from mlbatch.spec.base import ALL_STAGES, STAGES
 
 RunIdArgument = Annotated[str, typer.Argument(help="Run id (see `mlbatch runs`).")]
 FOLLOW_POLL_S = 2.0
@@ -63,8 +63,8 @@ def logs_command(
     storage_option: StorageOption = None,
 ) -> None:
     """A stage's log, as the stage uploaded it: it outlives processes, containers and pods."""
-    if stage not in STAGES:
-        raise BadInput(f"unknown stage {stage!r}: one of {', '.join(STAGES)}")
+    if stage not in ALL_STAGES:
+        raise BadInput(f"unknown stage {stage!r}: one of {', '.join(ALL_STAGES)}")
     layout = open_run(storage_option, run_id)
     attempt = attempt or _latest_attempt(layout, stage)
     prefix = layout.log_prefix(stage, attempt)
@@ -152,8 +152,7 @@ def cancel(
     # No live controller: stop what it left running ourselves.
     from mlbatch.controller.cli import _executor
 
-    for stage in STAGES:
-        record = state["stages"][stage] if state else {"attempts": []}
+    for record in (state or {}).get("stages", {}).values():
         for attempt in record["attempts"]:
             handle = attempt.get("handle")
             if handle and attempt.get("state") in ("LAUNCHING", "RUNNING"):
@@ -191,8 +190,8 @@ def gc(
     console.print(f"{verb} {len(result.objects)} objects in {result.runs_checked} runs")
 
 
-def empty_stages() -> dict:
-    return {s: {"state": "PENDING", "attempts": []} for s in STAGES}
+def empty_stages(stages: tuple[str, ...] = STAGES) -> dict:
+    return {s: {"state": "PENDING", "attempts": []} for s in stages}
 
 
 def register(app: typer.Typer) -> None:

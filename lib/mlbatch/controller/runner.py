@@ -18,7 +18,7 @@ from mlbatch.controller.executor import Executor, Resources, StageStatus, StageT
 from mlbatch.errors import ExitCode
 from mlbatch.manifest import Input, load_manifest
 from mlbatch.runs import RunLayout
-from mlbatch.spec import STAGES, PipelineSpec
+from mlbatch.spec import PipelineSpec
 
 REJECTED = "REJECTED"  # a stage that committed but failed its quality gate
 DEFAULT_RESOURCES = {"train": Resources(cpu="2", memory="4Gi")}
@@ -78,7 +78,9 @@ class Controller:
         self.on_change = on_change
         self.poll_interval_s = poll_interval_s
         self.env = env or {}
-        self.force = set(STAGES) if "all" in force else set(force)  # stages never taken from cache
+        self.stages = planner.stages_for(spec)
+        # Stages never taken from the cache.
+        self.force = set(self.stages) if "all" in force else set(force)
         existing = runs.read_state(layout)
         self._resuming = existing is not None  # another controller drove this run before
         self.state = existing or self._new_state()
@@ -94,7 +96,7 @@ class Controller:
             "executor": self.executor.name,
             "state": "running",
             "created": time.time(),
-            "stages": {s: {"state": State.PENDING.value, "attempts": []} for s in STAGES},
+            "stages": {s: {"state": State.PENDING.value, "attempts": []} for s in self.stages},
         }
 
     def run(self) -> RunResult:
@@ -118,17 +120,17 @@ class Controller:
 
     def _loop(self) -> RunResult:
         while True:
-            done = {s for s in STAGES if self._stage(s)["state"] == State.SUCCEEDED}
-            rejected = [s for s in STAGES if self._stage(s)["state"] == REJECTED]
+            done = {s for s in self.stages if self._stage(s)["state"] == State.SUCCEEDED}
+            rejected = [s for s in self.stages if self._stage(s)["state"] == REJECTED]
             if rejected and not self._running:
                 return self._finish(
                     "rejected", ExitCode.VALIDATION_FAILED, failed_stage=rejected[0],
                     message=f"{rejected[0]}: quality gate failed",
                 )  # fmt: skip
-            if len(done) == len(STAGES):
+            if len(done) == len(self.stages):
                 return self._finish("succeeded", ExitCode.OK)
             now = time.time()
-            for stage in planner.ready(done, set(self._running)):
+            for stage in planner.ready(done, set(self._running), self.stages):
                 if self._retry_at.get(stage, 0) <= now and self._stage(stage)["state"] != REJECTED:
                     self._launch(stage)
             for stage, handle in list(self._running.items()):
@@ -255,7 +257,7 @@ class Controller:
         return self.spec.execution.retries
 
     def _adopt_committed(self) -> None:
-        for stage in STAGES:
+        for stage in self.stages:
             loaded = load_manifest(self.layout, stage)
             if loaded is not None:
                 status = loaded[0].status
@@ -263,7 +265,7 @@ class Controller:
 
     def _adopt_running(self) -> None:
         """Attempts a previous controller left running: adopt them, or count them lost."""
-        for stage in STAGES:
+        for stage in self.stages:
             record = self._stage(stage)
             if record["state"] in ("SUCCEEDED", REJECTED) or not record["attempts"]:
                 continue
@@ -299,7 +301,7 @@ class Controller:
         return logs.tail(text, LOG_TAIL_LINES)
 
     def _finish(self, state: str, exit_code: int, **details) -> RunResult:
-        for stage in STAGES:
+        for stage in self.stages:
             record = self._stage(stage)
             if record["state"] == State.PENDING.value and state != "succeeded":
                 record["state"] = "SKIPPED"

@@ -10,7 +10,6 @@ from mlbatch import storage
 from mlbatch.controller.cli_common import console, errors
 from mlbatch.manifest import load_manifest
 from mlbatch.runs import RunLayout
-from mlbatch.spec import STAGES
 
 STATE_STYLE = {
     "SUCCEEDED": "green", "RUNNING": "cyan", "PENDING": "dim", "FAILED": "red",
@@ -26,7 +25,7 @@ def stage_table(state: dict, *, title: str | None = None) -> Table:
         table.add_column(
             column, justify="right" if column in ("time", "cpu", "peak mem") else "left"
         )
-    for stage in STAGES:
+    for stage in state["stages"]:
         record = state["stages"][stage]
         attempts = record["attempts"]
         last = attempts[-1] if attempts else {}
@@ -59,7 +58,7 @@ def _note(record: dict) -> str:
 def summary(layout: RunLayout, state: dict) -> dict:
     """The run as one JSON-friendly dict: id, state, stages with profiles, metrics, reports."""
     stages, metrics, reports = {}, {}, {}
-    for stage in STAGES:
+    for stage in state["stages"]:
         record = state["stages"][stage]
         entry = {"state": record["state"].lower(), "attempts": len(record["attempts"])}
         loaded = load_manifest(layout, stage)

@@ -6,7 +6,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-STAGES = ("etl", "explore", "features", "train", "evaluate")
+STAGES = ("etl", "explore", "features", "train", "evaluate")  # a training pipeline
+SCORING_STAGES = ("etl", "predict")  # a batch-scoring pipeline (a spec with `predict:`)
+ALL_STAGES = (*STAGES, "predict")
 Task = Literal["auto", "binary", "multiclass", "regression"]
 
 

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from mlbatch.spec.base import STAGES, Model
+from mlbatch.spec.base import ALL_STAGES, Model
 
 
 class StageExecution(Model):
@@ -21,4 +21,4 @@ class ExecutionSpec(Model):
     retries: int = Field(default=1, ge=0, description="extra attempts after a retryable failure")
     backoff_s: float = Field(default=2.0, ge=0, description="first retry delay, doubled each time")
     timeout_s: int = Field(default=3600, gt=0, description="per attempt")
-    stages: dict[Literal[STAGES], StageExecution] = Field(default_factory=dict)  # type: ignore[valid-type]
+    stages: dict[Literal[ALL_STAGES], StageExecution] = Field(default_factory=dict)  # type: ignore[valid-type]

@@ -9,6 +9,7 @@ from mlbatch.spec.etl import EtlSpec
 from mlbatch.spec.evaluate import EvaluateSpec
 from mlbatch.spec.execution import ExecutionSpec
 from mlbatch.spec.features import FeaturesSpec
+from mlbatch.spec.predict import PredictSpec
 from mlbatch.spec.train import TrainSpec
 
 
@@ -27,6 +28,9 @@ class PipelineSpec(Model):
     train: TrainSpec = Field(default_factory=TrainSpec)
     evaluate: EvaluateSpec = Field(default_factory=EvaluateSpec)
     execution: ExecutionSpec = Field(default_factory=ExecutionSpec)
+    predict: PredictSpec | None = Field(
+        default=None, description="makes this a batch-scoring pipeline: etl -> predict"
+    )
 
     @field_validator("known_after_prediction", "id_columns")
     @classmethod
