@@ -49,9 +49,9 @@ def class_balance_plot(classes: list[dict], *, target: str) -> str | None:
     ax = fig.subplots()
     more = f" (top {MAX_BARS} of {len(classes)})" if len(classes) > MAX_BARS else ""
     _share_bars(
-        ax, [_label(c["value"]) for c in shown], [c["share"] for c in shown],
+        ax, [short_label(c["value"]) for c in shown], [c["share"] for c in shown],
         color=COLOR, xlabel="share of rows with a target",
-        title=f"{_label(target)}: class balance{more}",
+        title=f"{short_label(target)}: class balance{more}",
     )  # fmt: skip
     return data_uri(fig)
 
@@ -78,7 +78,7 @@ def missingness_plot(columns: list[dict]) -> str | None:
     ax = fig.subplots()
     more = f" (worst {MAX_BARS} of {len(missing)})" if len(missing) > MAX_BARS else ""
     _share_bars(
-        ax, [_label(c["name"]) for c in shown], [c["missing_share"] for c in shown],
+        ax, [short_label(c["name"]) for c in shown], [c["missing_share"] for c in shown],
         color="#dd8452", xlabel="share of rows missing",
         title=f"Columns with missing values{more}",
     )  # fmt: skip
@@ -96,7 +96,7 @@ def distributions_plot(distributions: Mapping[str, Mapping[str, list]]) -> str |
     axes = np.atleast_1d(fig.subplots(rows, columns)).ravel()
     for ax, (name, histogram) in zip(axes, drawn.items(), strict=False):
         _draw_histogram(ax, histogram)
-        ax.set_title(_label(name), fontsize=9)
+        ax.set_title(short_label(name), fontsize=9)
         ax.tick_params(labelsize=7)
     for ax in axes[len(drawn) :]:
         ax.set_visible(False)
@@ -129,6 +129,6 @@ def _draw_histogram(ax, histogram: Mapping[str, list]) -> None:
     ax.stairs(histogram["counts"], histogram["edges"], fill=True, color=COLOR)
 
 
-def _label(value: Any) -> str:
+def short_label(value: Any) -> str:
     text = str(value)
     return text if len(text) <= MAX_LABEL else text[: MAX_LABEL - 1] + "…"

@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from html import escape
 from typing import Any
 
+from mlbatch_jobs.explore import advice_report
+
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 72em; color: #222; }
 h1 { font-size: 1.6em; } h2 { font-size: 1.25em; margin-top: 1.8em; }
@@ -19,19 +21,37 @@ th, td { border-bottom: 1px solid #ddd; padding: 0.25em 0.7em; text-align: left;
 td.n { text-align: right; font-variant-numeric: tabular-nums; }
 .note { background: #fff8e1; border-left: 4px solid #f0b400; padding: 0.6em 1em; }
 .muted { color: #777; } img { max-width: 100%; }
+tr.drop td:first-child { border-left: 4px solid #c44e52; }
+tr.flag td:first-child { border-left: 4px solid #f0b400; }
+td ul { margin: 0; padding-left: 1.2em; }
 """
 
 
-def render_report(summary: Mapping[str, Any], plots: Mapping[str, str], *, title: str) -> str:
-    """The whole page; `plots` maps plot names to data URIs (see plots.render_plots)."""
+def render_report(
+    summary: Mapping[str, Any],
+    plots: Mapping[str, str],
+    *,
+    title: str,
+    advice: Mapping[str, Any] | None = None,
+    relations: Mapping[str, Any] | None = None,
+    notebook: bool = False,
+) -> str:
+    """The whole page; `plots` maps plot and chart names to data URIs (plots.render_plots,
+    charts.render_charts). Advice and relations add their sections when given."""
     sections = [
         _overview(summary),
+        advice and advice_report.advice_section(advice),
         _target(summary["target"], plots.get("target")),
         _not_features(summary["not_used_as_features"]),
         _columns(summary["column_summaries"]),
         _missing(plots.get("missing")),
         _distributions(summary, plots.get("distributions")),
+        advice_report.categories_section(plots.get("categories")),
+        advice and advice_report.power_section(advice, plots.get("power")),
+        relations and advice_report.relations_section(plots, relations),
+        relations and advice_report.outliers_section(relations["outliers"], plots.get("outliers")),
         _lineage(summary.get("lineage") or {}),
+        advice_report.notebook_section(notebook),
     ]
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'

@@ -26,7 +26,9 @@ SAMPLE_ROWS = 200_000  # the most rows the distribution histograms look at
 SAMPLE_SEED = 0
 TARGET_BINS = 40  # bins of a regression target's histogram (every row)
 DISTRIBUTION_BINS = 30  # bins of each numeric column's histogram (the sample)
-DISTRIBUTION_COLUMNS = 12  # numeric columns drawn, in table order
+DISTRIBUTION_COLUMNS = 24  # numeric columns drawn, in table order
+CATEGORY_COLUMNS = 18  # categorical columns whose top values are drawn
+TOP_VALUES = 10  # values listed per categorical column
 MAX_TEXT = 200  # a longer top value or class label is cut in summary.json
 
 ROLE_TARGET = "target"
@@ -82,6 +84,10 @@ def summarize(
     drawn = [  # candidate features first, then what is known only after prediction
         c["name"] for role in (ROLE_FEATURE, ROLE_KNOWN_AFTER) for c in numeric if c["role"] == role
     ][:DISTRIBUTION_COLUMNS]
+    categorical = [
+        c["name"] for c in columns
+        if c["kind"] in ("string", "boolean") and c["role"] in (ROLE_FEATURE, ROLE_KNOWN_AFTER)
+    ][:CATEGORY_COLUMNS]  # fmt: skip
     return {
         "rows": table.num_rows,
         "columns": table.num_columns,
@@ -95,6 +101,7 @@ def summarize(
         },
         "sample": {"rows": sample.num_rows, "seed": seed},
         "distributions": {name: histogram(sample.column(name)) for name in drawn},
+        "top_categories": {name: top_values(table.column(name)) for name in categorical},
         "column_summaries": columns,
     }
 
@@ -134,7 +141,7 @@ def column_kind(type_: pa.DataType) -> str:
 
 def summarize_column(column: pa.ChunkedArray, *, name: str, dtype: str, role: str) -> dict:
     """Missing and distinct counts; min, max and mean, or the most frequent value."""
-    column = _clean(column)
+    column = clean(column)
     kind = column_kind(column.type)
     entry: dict[str, Any] = {
         "name": name, "dtype": dtype, "kind": kind, "role": role,
@@ -162,7 +169,7 @@ def summarize_column(column: pa.ChunkedArray, *, name: str, dtype: str, role: st
 
 def summarize_target(column: pa.ChunkedArray, *, name: str, task: str) -> dict:
     """Class counts and shares (classification) or a histogram and moments (regression)."""
-    column = _clean(column)
+    column = clean(column)
     entry: dict[str, Any] = {"name": name, "task": task, "missing": column.null_count}
     if task != "regression":
         counts = value_counts(column)
@@ -195,10 +202,17 @@ def value_counts(column: pa.ChunkedArray) -> list[tuple[Any, int]]:
     return [(json_value(value), count) for value, count in ranked]
 
 
+def top_values(column: pa.ChunkedArray, count: int = TOP_VALUES) -> list[dict[str, Any]]:
+    """The most frequent values with their counts and shares of the rows that have one."""
+    counts = value_counts(clean(column))
+    present = sum(n for _, n in counts)
+    return [{"value": v, "count": n, "share": n / present} for v, n in counts[:count]]
+
+
 def histogram(column: pa.ChunkedArray, *, bins: int = DISTRIBUTION_BINS) -> dict[str, list]:
     """Bin edges and counts of a numeric column's finite values (one bin per integer when
     an integer column spans fewer values than `bins`)."""
-    column = _clean(column)
+    column = clean(column)
     values = _finite(column)
     if values.size == 0:
         return {"edges": [], "counts": []}
@@ -235,7 +249,7 @@ def json_value(value: Any) -> Any:
     return value
 
 
-def _clean(column: pa.ChunkedArray) -> pa.ChunkedArray:
+def clean(column: pa.ChunkedArray) -> pa.ChunkedArray:
     """Categories decoded, and NaN counted as missing: pandas writes either for 'no value'."""
     if pa.types.is_dictionary(column.type):
         column = column.cast(column.type.value_type)

@@ -1,25 +1,154 @@
-"""The train/valid/test split: fixed by a seed, stratified for classification."""
+"""The split: which rows train, tune and test a model, by the strategy the spec declares.
+
+- random: seeded; stratified by class (classification) or target decile (regression).
+- time: train on the past, test on the future; rows with the same time stay together.
+- group: no value of the group column in two splits.
+- folds: k-fold CV on the rows outside test, by the same strategy (time: expanding
+  windows); the last fold is also the train/valid split.
+Every split is a pure function of the data and the spec, and the rule is recorded.
+"""
 
 from __future__ import annotations
 
-import numpy as np
-from sklearn.model_selection import train_test_split
+from dataclasses import dataclass, field
 
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import GroupKFold, KFold, StratifiedKFold, train_test_split
+
+from mlbatch.errors import BadInput
 from mlbatch.spec import SplitSpec
 
+STRATA_BINS = 10  # target quantile bins that stratify a regression split
 
-def split_rows(labels: np.ndarray, split: SplitSpec, *, stratify: bool) -> dict[str, np.ndarray]:
-    """Row positions of each split, sorted; every row lands in exactly one split."""
-    rows = np.arange(len(labels))
-    strata = labels if stratify else None
-    rest, test = train_test_split(
-        rows, test_size=split.test, random_state=split.seed, stratify=strata
-    )
-    valid_share = split.valid / (split.train + split.valid)
-    train, valid = train_test_split(
-        rest,
-        test_size=valid_share,
-        random_state=split.seed,
-        stratify=labels[rest] if stratify else None,
-    )
-    return {"train": np.sort(train), "valid": np.sort(valid), "test": np.sort(test)}
+
+@dataclass
+class Split:
+    rows: dict[str, np.ndarray]  # train / valid / test -> sorted row positions
+    rule: dict  # how the rows were chosen, for the manifest and feature_schema.json
+    folds: list[dict[str, np.ndarray]] = field(default_factory=list)  # train/valid per fold
+
+
+def split_rows(table: pd.DataFrame, labels: np.ndarray, task: str, spec: SplitSpec) -> Split:
+    """Rows of each split (every row in exactly one), and folds when the spec asks."""
+    rule = spec.model_dump(exclude_none=True)
+    rows = np.arange(len(table))
+    strata = _strata(labels, task) if spec.stratify and spec.strategy == "random" else None
+    if spec.strategy == "time":
+        when = _times(table[spec.time_column], spec.time_column)
+        rest, test, boundary = _time_cut(rows, when, 1 - spec.test)
+        rule["test_from"] = boundary
+    elif spec.strategy == "group":
+        groups = _groups(table[spec.group_column])
+        rest, test = _group_cut(rows, groups, 1 - spec.test, spec.seed)
+    else:
+        rest, test = _random_cut(rows, round(spec.test * len(rows)), spec.seed, strata)
+    if spec.folds:
+        folds = _folds(rest, spec, table, strata)
+        last = folds[-1]
+        return Split({"train": last["train"], "valid": last["valid"], "test": np.sort(test)},
+                     rule, folds)  # fmt: skip
+    valid_share = spec.valid / (spec.train + spec.valid)
+    if spec.strategy == "time":
+        train, valid, boundary = _time_cut(rest, when[rest], 1 - valid_share)
+        rule["valid_from"] = boundary
+    elif spec.strategy == "group":
+        train, valid = _group_cut(rest, groups[rest], 1 - valid_share, spec.seed + 1)
+    else:
+        inner = None if strata is None else strata[rest]
+        train, valid = _random_cut(rest, round(spec.valid * len(rows)), spec.seed, inner)
+    return Split({"train": np.sort(train), "valid": np.sort(valid), "test": np.sort(test)}, rule)
+
+
+def _random_cut(rows: np.ndarray, taken: int, seed: int, strata: np.ndarray | None):
+    """(kept, taken): `taken` rows drawn at random, keeping the strata's shares."""
+    if strata is not None:
+        values, counts = np.unique(strata, return_counts=True)
+        if counts.min() < 2:
+            raise BadInput(
+                f"class {values[counts.argmin()].item()!r} has {counts.min()} row: too few to "
+                "stratify the split; set features.split.stratify: false or drop the class in etl"
+            )
+    try:
+        kept, taken = train_test_split(rows, test_size=taken, random_state=seed, stratify=strata)
+    except ValueError as error:  # too few rows for the fractions
+        raise BadInput(f"cannot split {len(rows)} rows: {error}") from None
+    return kept, taken
+
+
+def _time_cut(rows: np.ndarray, when: np.ndarray, share: float):
+    """(earlier, later, boundary): rows before the time at the share's position, and the
+    rest; equal times never straddle the boundary."""
+    ordered = np.sort(when)
+    boundary = ordered[min(int(round(share * len(when))), len(when) - 1)]
+    earlier = when < boundary
+    if not earlier.any() or earlier.all():
+        raise BadInput(f"the time column has too few distinct times to split at {share:.0%}")
+    return rows[earlier], rows[~earlier], _boundary_text(boundary)
+
+
+def _group_cut(rows: np.ndarray, groups: np.ndarray, share: float, seed: int):
+    """Groups in a seeded order fill the first part up to its share of rows."""
+    names, inverse, sizes = np.unique(groups, return_inverse=True, return_counts=True)
+    if len(names) < 2:
+        raise BadInput("the group column has a single group: nothing to split by")
+    order = np.random.default_rng(seed).permutation(len(names))
+    filled = np.cumsum(sizes[order]) <= share * len(rows)
+    filled[0], filled[-1] = True, False  # each part gets at least one group
+    first = np.zeros(len(names), bool)
+    first[order[filled]] = True
+    return rows[first[inverse]], rows[~first[inverse]]
+
+
+def _folds(rest: np.ndarray, spec: SplitSpec, table: pd.DataFrame, strata) -> list[dict]:
+    k = spec.folds
+    if spec.strategy == "time":
+        when = _times(table[spec.time_column], spec.time_column)[rest]
+        # Expanding windows: fold i trains on blocks 0..i and validates on block i + 1.
+        edges = np.quantile(when, np.linspace(0, 1, k + 2)[1:-1], method="lower")
+        blocks = np.searchsorted(edges, when, side="right")
+        pairs = [(rest[blocks <= i], rest[blocks == i + 1]) for i in range(k)]
+    elif spec.strategy == "group":
+        groups = _groups(table[spec.group_column])[rest]
+        splitter = GroupKFold(k, shuffle=True, random_state=spec.seed)
+        pairs = [(rest[a], rest[b]) for a, b in splitter.split(rest, groups=groups)]
+    else:
+        inner = None if strata is None else strata[rest]
+        kind = KFold if inner is None else StratifiedKFold
+        splitter = kind(k, shuffle=True, random_state=spec.seed)
+        pairs = [(rest[a], rest[b]) for a, b in splitter.split(rest, inner)]
+    if any(len(train) == 0 or len(valid) == 0 for train, valid in pairs):
+        raise BadInput(f"cannot make {k} folds of {len(rest)} rows: a fold would be empty")
+    return [{"train": np.sort(train), "valid": np.sort(valid)} for train, valid in pairs]
+
+
+def _strata(labels: np.ndarray, task: str) -> np.ndarray:
+    if task != "regression":
+        return labels
+    ranks = pd.Series(labels).rank(method="first").to_numpy()
+    return np.ceil(ranks / len(ranks) * STRATA_BINS).astype("int64")
+
+
+def _times(values: pd.Series, column: str) -> np.ndarray:
+    if values.isna().any():
+        raise BadInput(f"features.split.time_column {column!r} has {values.isna().sum()} "
+                       "missing values: every row needs a time to be split by time")  # fmt: skip
+    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+        return values.to_numpy()
+    try:  # naive datetime64 in UTC: sortable and comparable at numpy speed
+        return pd.to_datetime(values, utc=True).dt.tz_localize(None).to_numpy()
+    except (ValueError, TypeError):
+        raise BadInput(
+            f"features.split.time_column {column!r} is neither a date nor a number"
+        ) from None
+
+
+def _groups(values: pd.Series) -> np.ndarray:
+    """Group labels as strings; rows without a group form one group of their own."""
+    return values.astype("str").where(values.notna(), "<missing>").to_numpy()
+
+
+def _boundary_text(value) -> str | float:
+    if isinstance(value, np.datetime64):
+        return str(pd.Timestamp(value).isoformat())
+    return value.item() if hasattr(value, "item") else value

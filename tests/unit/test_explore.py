@@ -234,13 +234,14 @@ def test_stage_program_commits_report_and_summary(tmp_path: Path):
             "known_after_prediction": ["arr_delay"],
             "id_columns": ["id"],
             "etl": {"sources": {"flights": {"uri": "raw/flights.csv"}}},
+            "explore": {"notebook": False},  # tests/integration/test_notebook.py runs it
         },
     )
     data = table()
     schema = {
         "target": "delayed", "task": "binary", "rows": len(data),
         "columns": {name: str(dtype) for name, dtype in data.dtypes.items()},
-        "lineage": {"delayed": "arr_delay > 15"},
+        "lineage": {"delayed": {"expression": "arr_delay > 15", "derived_from": ["arr_delay"]}},
     }  # fmt: skip
     write_etl_outputs(layout, data, schema)
     env = {k: v for k, v in os.environ.items() if k != "MPLCONFIGDIR"}
@@ -252,7 +253,7 @@ def test_stage_program_commits_report_and_summary(tmp_path: Path):
 
     manifest, _ = load_manifest(layout, "explore")
     assert (manifest.stage, manifest.attempt, manifest.status) == ("explore", "1-abcd", "succeeded")
-    assert set(manifest.outputs) == {"report.html", "summary.json"}
+    assert set(manifest.outputs) == {"report.html", "summary.json", "advice.json"}
     folder = storage.local_path(layout.attempt_uri("explore", "1-abcd"))
     for name, recorded in manifest.outputs.items():
         assert recorded.size == (folder / name).stat().st_size
@@ -260,16 +261,20 @@ def test_stage_program_commits_report_and_summary(tmp_path: Path):
     assert [i.uri for i in manifest.inputs] == [layout.manifest_uri("etl")]
     assert manifest.metrics == {
         "rows": 8, "columns": 9, "missing_share": pytest.approx(7 / 72),
-        "minority_class_share": 3 / 8,
+        "minority_class_share": 3 / 8, "advised_drops": manifest.metrics["advised_drops"],
+        "flagged": [],
     }  # fmt: skip
+    assert {"id", "arr_delay"} <= set(manifest.metrics["advised_drops"])
 
     summary = json.loads((folder / "summary.json").read_text())
     assert summary["rows"] == 8 and summary["target"]["name"] == "delayed"
     assert column(summary, "carrier")["dtype"] == "str"  # etl's dtype names
-    assert summary["lineage"] == {"delayed": "arr_delay > 15"}
+    assert summary["lineage"]["delayed"]["expression"] == "arr_delay > 15"
+    advice = json.loads((folder / "advice.json").read_text())
+    assert advice["columns"]["arr_delay"]["reasons"][0]["check"] == "target_lineage"
     page = (folder / "report.html").read_text()
-    assert page.count('src="data:image/png;base64,') == 3
-    assert "arr_delay &gt; 15" in page
+    assert page.count('src="data:image/png;base64,') >= 3
+    assert "arr_delay &gt; 15" in page and "Column advice" in page
 
     logs = sorted((folder / "logs").glob("*.log"))
     assert logs, "the stage uploads its log in chunks"

@@ -8,6 +8,7 @@ from mlbatch.spec.base import Model, Task
 from mlbatch.spec.etl import EtlSpec
 from mlbatch.spec.evaluate import EvaluateSpec
 from mlbatch.spec.execution import ExecutionSpec
+from mlbatch.spec.explore import ExploreSpec
 from mlbatch.spec.features import FeaturesSpec
 from mlbatch.spec.predict import PredictSpec
 from mlbatch.spec.train import TrainSpec
@@ -24,6 +25,7 @@ class PipelineSpec(Model):
     )
     id_columns: list[str] = Field(default_factory=list, description="identifiers: never features")
     etl: EtlSpec
+    explore: ExploreSpec = Field(default_factory=ExploreSpec)
     features: FeaturesSpec = Field(default_factory=FeaturesSpec)
     train: TrainSpec = Field(default_factory=TrainSpec)
     evaluate: EvaluateSpec = Field(default_factory=EvaluateSpec)

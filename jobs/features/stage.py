@@ -1,0 +1,179 @@
+"""The features stage: split first, then choose and fit the preparation on the training
+rows only; write the prepared and raw splits, the folds, the split itself, the fitted
+transformer, feature_schema.json and a report."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+
+from mlbatch import preprocessing
+from mlbatch.errors import BadInput
+from mlbatch.stage import StageContext
+from mlbatch_jobs.features import columns, report
+from mlbatch_jobs.features.prepare import ROW_ID, TARGET, fit_prepare
+from mlbatch_jobs.features.split import Split, split_rows
+from mlbatch_jobs.features.treatment import choose
+
+
+def run(ctx: StageContext) -> None:
+    spec = ctx.spec
+    schema = _read_json(ctx.fetch("etl", "schema.json"), "etl's schema.json")
+    advice = _read_json(ctx.fetch("explore", "advice.json"), "explore's advice.json")
+    table = pq.read_table(ctx.fetch("etl", "table.parquet")).to_pandas()
+    task = schema["task"]
+    if spec.target not in table:
+        raise BadInput(f"target {spec.target!r} is not a column of etl's table")
+    columns.check_names(spec, table.columns)
+    excluded = columns.exclusions(table, schema, spec, advice)
+    columns.check_crosses(spec, excluded)
+    candidates = [c for c in table.columns if c not in excluded]
+    if not candidates:
+        raise BadInput("no column is left to use as a feature: " + json.dumps(excluded))
+    kinds, kind_reasons = columns.kinds(table, candidates, spec, advice)
+    for column, reason in excluded.items():
+        print(f"[features] not a feature: {column} ({reason})")
+
+    labels, classes = encode_target(table[spec.target], task)
+    split = split_rows(table, labels, task, spec.features.split)
+    if classes is not None and len(np.unique(labels[split.rows["train"]])) < 2:
+        raise BadInput("the training split holds a single class: nothing to learn from it")
+    train = table.iloc[split.rows["train"]]
+    plan, choices = choose(train, kinds, spec.features, task=task, seed=spec.features.split.seed)
+    for choice in choices:
+        if choice.column in kind_reasons:
+            choice.why.insert(0, kind_reasons[choice.column])
+    prepared = fit_prepare(plan, table, labels, split.rows)
+    preprocessing.save_transformer(prepared.transformer, ctx.out_dir / "transformer.skops")
+
+    out = ctx.out_dir
+    for name, frame in prepared.frames.items():
+        _write(frame, out / "splits" / f"{name}.parquet")
+        raw = table.iloc[split.rows[name]].reset_index(drop=True)
+        raw.insert(0, ROW_ID, split.rows[name].astype("int64"))
+        _write(raw, out / "raw" / f"{name}.parquet")
+    _write(split_table(split, len(table)), out / "split.parquet")
+    folds = write_folds(out, plan, table, labels, split) if split.folds else None
+
+    features = prepared.features
+    feature_schema = {
+        "task": task, "target": spec.target, "target_column": TARGET, "row_id": ROW_ID,
+        "classes": classes, "features": features, "excluded": excluded,
+        "inputs": {
+            "numeric": plan.numeric, "categorical": plan.categorical, "dates": list(plan.dates),
+            "crosses": plan.crosses,
+        },
+        "treatments": {c.column: {"kind": c.kind, **c.treatment, "why": c.why} for c in choices},
+        "split": split.rule | {"rows": {n: len(r) for n, r in split.rows.items()},
+                               "file": "split.parquet"},
+        "folds": "folds.json" if folds else None,
+        "reduction": _reduction(prepared.transformer, prepared.before_reduction, len(features)),
+        "advice": {"applied": spec.features.apply_advice, "kept_by_spec": spec.features.keep},
+    }  # fmt: skip
+    (out / "feature_schema.json").write_text(json.dumps(feature_schema, indent=2) + "\n")
+    title = f"{spec.name}: features ({ctx.layout.run_id})"
+    page = report.render_report(feature_schema, choices, split, folds, title=title)
+    (out / "report.html").write_text(page, encoding="utf-8")
+
+    ctx.metrics.update(
+        {f"{name}_rows": len(rows) for name, rows in split.rows.items()},
+        features=len(features), inputs=len(candidates), excluded=len(excluded),
+        split=split.rule | {"row_ids_sha256": row_id_hashes(split), "file": "split.parquet"},
+    )  # fmt: skip
+    if classes is not None:
+        for name, rows in split.rows.items():
+            ctx.metrics[f"{name}_class_shares"] = class_shares(labels[rows], len(classes))
+    print(f"[features] {len(candidates)} input columns -> {len(features)} features; "
+          f"splits {[len(r) for r in split.rows.values()]}")  # fmt: skip
+
+
+def encode_target(target: pd.Series, task: str) -> tuple[np.ndarray, list | None]:
+    """0/1 or 0..K-1 codes (classes in sorted order) for classification; floats otherwise."""
+    if task == "regression":
+        return target.to_numpy(dtype="float64"), None
+    classes = sorted(target.dropna().unique().tolist(), key=lambda v: (str(type(v)), v))
+    if len(classes) < 2:
+        shown = classes[0] if classes else "none"
+        raise BadInput(
+            f"target {target.name!r} has a single class ({shown!r}): a {task} model needs two "
+            "or more"
+        )
+    codes = {label: code for code, label in enumerate(classes)}
+    return target.map(codes).to_numpy(dtype="int64"), [_plain(c) for c in classes]
+
+
+def class_shares(labels: np.ndarray, n_classes: int) -> list[float]:
+    counts = np.bincount(labels, minlength=n_classes)
+    return [round(float(c) / max(len(labels), 1), 4) for c in counts]
+
+
+def split_table(split: Split, rows: int) -> pd.DataFrame:
+    """Every row id with its split and the CV fold it validates (-1: none)."""
+    names = np.empty(rows, dtype=object)
+    fold = np.full(rows, -1, dtype="int32")
+    for name, positions in split.rows.items():
+        names[positions] = name
+    for i, pair in enumerate(split.folds):
+        fold[pair["valid"]] = i
+    return pd.DataFrame({ROW_ID: np.arange(rows, dtype="int64"), "split": names, "fold": fold})
+
+
+def row_id_hashes(split: Split) -> dict[str, str]:
+    """sha256 of each split's sorted row ids (int64, little-endian): the split's fingerprint."""
+    return {
+        name: hashlib.sha256(np.sort(rows).astype("<i8").tobytes()).hexdigest()
+        for name, rows in split.rows.items()
+    }
+
+
+def write_folds(out: Path, plan, table: pd.DataFrame, labels: np.ndarray, split: Split) -> dict:
+    """Per fold, a transformer fitted on that fold's training rows only, and its splits."""
+    folds = []
+    for i, pair in enumerate(split.folds):
+        prepared = fit_prepare(plan, table, labels, pair)
+        entry = {"fold": i}
+        for name, frame in prepared.frames.items():
+            path = f"folds/{i}/{name}.parquet"
+            _write(frame, out / path)
+            entry.update({name: path, f"{name}_rows": len(frame)})
+        entry["features"] = [f["name"] for f in prepared.features]
+        folds.append(entry)
+    listing = {"k": len(folds), "strategy": split.rule["strategy"], "folds": folds}
+    (out / "folds.json").write_text(json.dumps(listing, indent=2) + "\n")
+    return listing
+
+
+def _reduction(transformer, before: int, after: int) -> dict:
+    """What an optional selection or PCA kept, with the scores that decided it."""
+    if "reduce" not in transformer.named_steps:
+        return {"method": "none", "before": before, "after": after}
+    reduce = transformer.named_steps["reduce"]
+    return {
+        "method": reduce.method, "before": before, "after": after, "kept": reduce.kept_,
+        "scores": reduce.scores_,
+    }  # fmt: skip
+
+
+def _write(frame: pd.DataFrame, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_parquet(path, index=False)
+
+
+def _read_json(path: Path, what: str) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise BadInput(f"{what} is not valid JSON: {error}") from None
+    if not isinstance(data, dict):
+        raise BadInput(f"{what} is not a JSON object")
+    return data
+
+
+def _plain(value):
+    """JSON-friendly class label (numpy scalars become Python ones)."""
+    return value.item() if hasattr(value, "item") else value

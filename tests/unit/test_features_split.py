@@ -1,0 +1,155 @@
+"""Split strategies: every row in exactly one split, nothing shared across splits that
+must not be (times, groups), reproducible from the seed, folds that cover the rows."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mlbatch.errors import BadInput
+from mlbatch.spec import SplitSpec
+from mlbatch_jobs.features.split import split_rows
+
+ROWS = 2000
+
+
+def table(seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    when = pd.Timestamp("2013-01-01", tz="UTC") + pd.to_timedelta(rng.integers(0, 400, ROWS), "D")
+    data = pd.DataFrame({
+        "when": when, "tick": rng.integers(0, 50, ROWS), "who": rng.integers(0, 150, ROWS),
+    })  # fmt: skip
+    labels = (rng.random(ROWS) < 0.2).astype("int64")  # imbalanced: 20% positive
+    return data, labels
+
+
+def assert_partition(split) -> None:
+    everything = np.concatenate(list(split.rows.values()))
+    assert len(everything) == ROWS and len(np.unique(everything)) == ROWS
+    for rows in split.rows.values():
+        assert (np.diff(rows) > 0).all()  # sorted row positions
+
+
+def test_default_is_70_20_10_stratified():
+    data, labels = table()
+    split = split_rows(data, labels, "binary", SplitSpec())
+    assert_partition(split)
+    sizes = {name: len(rows) for name, rows in split.rows.items()}
+    assert sizes == {"train": 1400, "valid": 400, "test": 200}
+    for rows in split.rows.values():
+        assert labels[rows].mean() == pytest.approx(0.2, abs=0.01)
+    assert split.rule["strategy"] == "random" and split.rule["stratify"] is True
+
+
+def test_the_seed_decides_the_split():
+    data, labels = table()
+    first = split_rows(data, labels, "binary", SplitSpec(seed=3))
+    again = split_rows(data, labels, "binary", SplitSpec(seed=3))
+    other = split_rows(data, labels, "binary", SplitSpec(seed=4))
+    assert all((first.rows[n] == again.rows[n]).all() for n in first.rows)
+    assert not (first.rows["test"] == other.rows["test"]).all()
+
+
+def test_regression_is_stratified_by_target_quantiles():
+    data, _ = table()
+    target = np.random.default_rng(5).lognormal(0, 1, ROWS)
+    split = split_rows(data, target, "regression", SplitSpec())
+    assert_partition(split)
+    medians = [np.median(target[rows]) for rows in split.rows.values()]
+    assert max(medians) - min(medians) < 0.1
+
+
+def test_unstratified_random_split():
+    data, labels = table()
+    split = split_rows(data, labels, "binary", SplitSpec(stratify=False, train=0.5, valid=0.3,
+                                                         test=0.2))  # fmt: skip
+    assert_partition(split)
+    assert [len(r) for r in split.rows.values()] == [1000, 600, 400]
+
+
+@pytest.mark.parametrize("column", ["when", "tick"])
+def test_time_split_trains_on_the_past_and_tests_on_the_future(column):
+    data, labels = table()
+    split = split_rows(data, labels, "binary", SplitSpec(strategy="time", time_column=column))
+    assert_partition(split)
+    times = data[column]
+    train, valid, test = (times.iloc[split.rows[n]] for n in ("train", "valid", "test"))
+    assert train.max() < valid.min() and valid.max() < test.min()  # equal times stay together
+    assert 0.6 < len(split.rows["train"]) / ROWS < 0.8
+    assert {"valid_from", "test_from"} <= set(split.rule)
+
+
+def test_group_split_never_shares_a_group():
+    data, labels = table()
+    split = split_rows(data, labels, "binary", SplitSpec(strategy="group", group_column="who"))
+    assert_partition(split)
+    groups = {name: set(data["who"].iloc[rows]) for name, rows in split.rows.items()}
+    assert not groups["train"] & groups["valid"]
+    assert not groups["train"] & groups["test"] and not groups["valid"] & groups["test"]
+    assert 0.6 < len(split.rows["train"]) / ROWS < 0.8
+
+
+@pytest.mark.parametrize(
+    "strategy, extra",
+    [("random", {}), ("group", {"group_column": "who"}), ("time", {"time_column": "when"})],
+)
+def test_folds_cover_the_rows_outside_test(strategy, extra):
+    data, labels = table()
+    spec = SplitSpec(strategy=strategy, folds=4, **extra)
+    split = split_rows(data, labels, "binary", spec)
+    assert_partition(split)
+    assert len(split.folds) == 4
+    test = set(split.rows["test"])
+    validated = np.concatenate([fold["valid"] for fold in split.folds])
+    for fold in split.folds:
+        assert not set(fold["train"]) & set(fold["valid"])
+        assert not (set(fold["train"]) | set(fold["valid"])) & test
+    last = split.folds[-1]
+    assert (split.rows["train"] == last["train"]).all() and (
+        split.rows["valid"] == last["valid"]
+    ).all()
+    if strategy == "time":  # expanding windows: always validate on a later block
+        for fold in split.folds:
+            assert data["when"].iloc[fold["train"]].max() < data["when"].iloc[fold["valid"]].min()
+    else:  # every row outside test is validated exactly once
+        assert len(validated) == len(set(validated)) == ROWS - len(test)
+    if strategy == "group":
+        for fold in split.folds:
+            assert not set(data["who"].iloc[fold["train"]]) & set(data["who"].iloc[fold["valid"]])
+
+
+def test_a_class_of_one_row_cannot_be_stratified():
+    data, labels = table()
+    labels = labels.copy()
+    labels[7] = 2
+    with pytest.raises(BadInput, match="class 2 has 1 row"):
+        split_rows(data, labels, "multiclass", SplitSpec())
+
+
+def test_time_split_needs_a_time_in_every_row():
+    data, labels = table()
+    data.loc[3, "when"] = pd.NaT
+    with pytest.raises(BadInput, match="'when' has 1 missing values"):
+        split_rows(data, labels, "binary", SplitSpec(strategy="time", time_column="when"))
+
+
+def test_group_split_needs_two_groups():
+    data, labels = table()
+    with pytest.raises(BadInput, match="single group"):
+        split_rows(data.assign(who=1), labels, "binary",
+                   SplitSpec(strategy="group", group_column="who"))  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        ({"train": 0.6}, "add up to 1"),
+        ({"strategy": "time"}, "needs time_column"),
+        ({"strategy": "group"}, "needs group_column"),
+        ({"folds": 1}, "greater than or equal to 2"),
+    ],
+)
+def test_inconsistent_split_specs_are_refused(fields, message):
+    with pytest.raises(ValueError, match=message):
+        SplitSpec.model_validate(fields)
