@@ -12,11 +12,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlbatch import preprocessing, storage
+from mlbatch import preprocessing, runs, storage
 from mlbatch.manifest import Manifest, OutputFile, Profile, commit, load_manifest
 from mlbatch.runs import RunLayout, new_run_id, write_spec
 
 pytestmark = pytest.mark.slow  # each test starts the stage program (a few seconds)
+REPO = Path(__file__).resolve().parents[2]
 ROWS = 1200
 
 
@@ -155,3 +156,17 @@ def test_bad_input_is_one_line_exit_2_and_nothing_committed(tmp_path, change, fe
     assert len(errors) == 1 and "Traceback" not in output, output
     assert message in errors[0]
     assert load_manifest(layout, "features") is None
+
+
+def test_split_fractions_that_do_not_add_up_stop_the_run_before_any_stage(tmp_path):
+    """The spec is checked when the run is asked for: nothing is created, nothing commits."""
+    store = storage.resolve_uri(str(tmp_path / "store"))
+    result = subprocess.run(
+        [sys.executable, "-m", "mlbatch.controller.cli", "run", str(REPO / "examples/flights.yaml"),
+         "--storage", store, "--set", "features.split.train=0.6"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stdout + result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "features.split" in errors[0] and "add up to 1" in errors[0]
+    assert runs.list_run_ids(store) == []
