@@ -187,12 +187,12 @@ def test_etl_runs_in_its_image_against_the_hosts_s3(etl_image, s3_env, tmp_path,
 
 def test_file_storage_is_mounted_at_its_own_path(etl_image, tmp_path, say):
     store, data = tmp_path / "store", tmp_path / "data"
+    store.mkdir()
     data.mkdir()
     (data / "small.csv").write_bytes(small_table())  # outside the store: mounted read-only
+    if os.geteuid() == 0:  # stages never run as root: the store belongs to someone else,
+        os.chown(store, 65532, 65532)  # and the run folder a root controller makes is handed over
     task = new_etl_run(f"file://{store}", str(data / "small.csv"))
-    if os.geteuid() == 0:  # the executor never runs a stage as root: the store is handed over
-        for path in [store, *store.rglob("*")]:
-            os.chown(path, 65532, 65532)
     settings = ContainerSettings(engine=etl_image, output_dir=tmp_path / "output")
     inspected = run_to_the_end(ContainerExecutor(settings), task, say)
     owner = store.stat()

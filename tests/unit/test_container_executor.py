@@ -16,6 +16,7 @@ from mlbatch.controller.container_executor import (
     build_run_command,
     container_name,
     cpu_count,
+    hand_over_run_folder,
     local_source_folders,
     memory_bytes,
     status_of_container,
@@ -200,6 +201,19 @@ def test_etl_sources_outside_file_storage_are_mounted_read_only(tmp_path):
     assert local_source_folders(a_task(stage="train", run_uri=layout.uri)) == ()
     argv = command_of(a_task(run_uri="s3://ml/runs/" + RUN_ID), source_folders=folders).argv
     assert f"--volume={data}:{data}:ro" in argv
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only a root controller makes root-owned runs")
+def test_a_root_controllers_run_folder_is_handed_to_the_storage_owner(tmp_path):
+    store = tmp_path / "store"
+    run_folder = store / "runs" / RUN_ID
+    run_folder.mkdir(parents=True)
+    (run_folder / "spec.json").write_text("{}")
+    os.chown(store, 65532, 65532)
+    hand_over_run_folder(a_task(run_uri=f"file://{run_folder}"))
+    assert (run_folder.stat().st_uid, run_folder.stat().st_gid) == (65532, 65532)
+    assert (run_folder / "spec.json").stat().st_uid == 0  # only the folder itself
+    hand_over_run_folder(a_task())  # s3: nothing to do
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs a root-owned folder")

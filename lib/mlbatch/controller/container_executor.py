@@ -222,6 +222,20 @@ def local_source_folders(task: StageTask) -> tuple[Path, ...]:
     )
 
 
+def hand_over_run_folder(task: StageTask) -> None:
+    """On file:// storage, give the run folder to the storage folder's owner, whom stages
+    run as: a controller running as root created it, and the stage creates its own folder
+    in it. Only the folder itself changes owner; spec.json and run.json stay readable."""
+    run_folder = storage.local_path(task.run_uri)
+    if run_folder is None or os.geteuid() != 0 or not run_folder.exists():
+        return
+    uid, gid = check_storage_owner(
+        storage.local_path(RunLayout.from_run_uri(task.run_uri).storage_uri)
+    )
+    if run_folder.stat().st_uid != uid:
+        os.chown(run_folder, uid, gid)
+
+
 def check_storage(storage_uri: str) -> None:
     """Refuse, before a run starts, a file:// storage folder that stages would write as root."""
     folder = storage.local_path(storage_uri)
@@ -325,6 +339,7 @@ class ContainerExecutor:
             task, self.settings, environ=os.environ if self._environ is None else self._environ,
             launched_at=launched_at, source_folders=local_source_folders(task),
         )  # fmt: skip
+        hand_over_run_folder(task)
         name = container_name(run_id=task.run_id, stage=task.stage, attempt=task.attempt)
         result = self._engine(*command.argv[1:], env=command.env)
         if result.returncode != 0:
