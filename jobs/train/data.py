@@ -1,15 +1,17 @@
-"""The features stage's prepared splits, as arrays the model families train on."""
+"""The features stage's prepared splits (and folds), as arrays the model families train on."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from mlbatch.errors import BadInput
 from mlbatch.stage import StageContext
+
+TRAIN_CURVE_ROWS = 10_000  # the training curve is scored on a sample: cheap every round
 
 
 @dataclass(frozen=True)
@@ -29,15 +31,67 @@ class TrainingData:
     def num_classes(self) -> int:
         return len(self.classes) if self.classes else 0
 
+    def train_sample(self) -> tuple[np.ndarray, np.ndarray]:
+        """At most TRAIN_CURVE_ROWS training rows, the same ones every time."""
+        if len(self.y_train) <= TRAIN_CURVE_ROWS:
+            return self.x_train, self.y_train
+        rows = np.random.default_rng(0).choice(len(self.y_train), TRAIN_CURVE_ROWS, replace=False)
+        rows.sort()
+        return self.x_train[rows], self.y_train[rows]
 
-def load_training_data(ctx: StageContext) -> tuple[TrainingData, dict]:
-    """The train and valid splits and the feature schema, read through features' manifest."""
+    def merged(self) -> TrainingData:
+        """Train and valid as one training set (for a final refit); valid kept as is."""
+        return TrainingData(
+            task=self.task, features=self.features, categorical=self.categorical,
+            classes=self.classes, x_train=np.vstack([self.x_train, self.x_valid]),
+            y_train=np.concatenate([self.y_train, self.y_valid]),
+            x_valid=self.x_valid, y_valid=self.y_valid,
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class SearchData:
+    """What every trial gets: the train/valid split and the other CV folds, if any."""
+
+    main: TrainingData
+    folds: list[TrainingData] = field(default_factory=list)  # without the main split
+
+    @property
+    def cv(self) -> bool:
+        return bool(self.folds)
+
+
+def load_search_data(ctx: StageContext, *, use_folds: bool) -> tuple[SearchData, dict]:
+    """The train and valid splits (and features' other folds), and the feature schema."""
     schema = json.loads(ctx.fetch("features", "feature_schema.json").read_text())
-    splits = {
-        name: pd.read_parquet(ctx.fetch("features", f"splits/{name}.parquet"))
-        for name in ("train", "valid")
-    }
-    return training_data(schema, splits["train"], splits["valid"]), schema
+    main = training_data(schema, read_split(ctx, "splits/train"), read_split(ctx, "splits/valid"))
+    folds = []
+    if use_folds and schema.get("folds"):
+        listing = json.loads(ctx.fetch("features", schema["folds"]).read_text())
+        # features' last fold is the train/valid split itself (docs/stage-contract.md)
+        for entry in listing["folds"][:-1]:
+            fold_schema = {**schema, "features": _fold_features(schema, entry)}
+            train = read_split(ctx, entry["train"].removesuffix(".parquet"))
+            valid = read_split(ctx, entry["valid"].removesuffix(".parquet"))
+            folds.append(training_data(fold_schema, train, valid))
+    return SearchData(main, folds), schema
+
+
+def load_test_split(ctx: StageContext, data: TrainingData, schema: dict) -> tuple[np.ndarray, ...]:
+    """The held-out test rows in the model's column order (for the leaderboard only)."""
+    target = schema.get("target_column", "__target")
+    return split_arrays(read_split(ctx, "splits/test"), data.features, target, "test")
+
+
+def read_split(ctx: StageContext, path: str) -> pd.DataFrame:
+    return pd.read_parquet(ctx.fetch("features", f"{path}.parquet"))
+
+
+def _fold_features(schema: dict, entry: dict) -> list[dict]:
+    """A fold's features (its own transformer may keep others), with the schema's kinds."""
+    kinds = {f["name"]: f["kind"] for f in schema["features"]}
+    names = entry.get("features") or list(kinds)
+    return [{"name": name, "kind": kinds.get(name, "numeric")} for name in names]
 
 
 def training_data(schema: dict, train: pd.DataFrame, valid: pd.DataFrame) -> TrainingData:

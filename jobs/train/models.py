@@ -1,36 +1,74 @@
-"""The model families: native parameters, fitting with early stopping, prediction, saving.
+"""What every model family shares: how a fit is asked for, and what it hands back.
 
-Every family fits on the training split, stops early on the validation split and can be
-cut short by a deadline (the search's time budget); models are saved in the library's own
-format, never pickled.
+A family fits on the training split, follows the validation split round by round
+(boosting rounds, or trees for a forest), stops early where that is native, can be cut
+short by a deadline (the search's time budget), and saves in a format that is never a
+pickle: XGBoost JSON, LightGBM text, or skops with a list of trusted types.
 """
 
 from __future__ import annotations
 
 import re
-import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-import lightgbm
 import numpy as np
-import xgboost
 
 from mlbatch_jobs.train.data import TrainingData
+from mlbatch_jobs.train.metrics import TuningMetric
 
-MAX_ROUNDS = 1000
-EARLY_STOPPING_ROUNDS = 50
+
+@dataclass(frozen=True)
+class FitOptions:
+    """How to fit, besides the hyperparameters."""
+
+    metric: TuningMetric
+    threads: int = 1
+    seed: int = 0
+    device: str = "cpu"  # "cuda" (XGBoost, LightGBM) or "gpu" (LightGBM's OpenCL build)
+    deadline: float | None = None  # epoch seconds: stop adding rounds then, keep the best
+    max_rounds: int = 1000
+    early_stopping_rounds: int = 50
+    report_every: int = 10
+    # Called every report_every rounds with (rounds so far, validation metric); the search
+    # passes Tune's report here, which may end the trial (ASHA) by raising SystemExit.
+    on_rounds: Callable[[int, float], None] | None = None
+
+
+@dataclass
+class Curve:
+    """The tuning metric round by round, on the validation split and a training sample."""
+
+    rounds: list[int] = field(default_factory=list)
+    train: list[float] = field(default_factory=list)
+    valid: list[float] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
 class Fit:
-    """A fitted booster and where its validation score peaked."""
-
-    booster: Any
+    model: Any  # predicts as scored: boosters cut at their best round, or a scikit-learn Pipeline
     params: dict  # the library's own parameters, as passed to it
-    best_iteration: int  # 0-based round with the best validation score
-    rounds: int  # rounds trained before early stopping (or the deadline) ended it
+    best_iteration: int  # 0-based round (or tree count - 1) the model ends at
+    rounds: int  # rounds trained before early stopping or the deadline ended it
+    curve: Curve
+
+
+class Family(Protocol):
+    name: str
+    model_file: str
+    uses_rounds: bool  # reports per round, so ASHA can stop it early
+    gpu: bool  # may run on a GPU
+
+    def default_space(self, task: str) -> dict: ...
+    def parameter_names(self, task: str) -> set[str] | None: ...  # None: any name
+    def fit(self, config: dict, data: TrainingData, options: FitOptions) -> Fit: ...
+    def predict(self, model: Any, x: np.ndarray) -> np.ndarray: ...
+    def save(self, fit: Fit, folder: Path) -> Path: ...
+    def load(self, path: Path) -> Any: ...
+    @property
+    def version(self) -> str: ...
 
 
 def native_feature_names(features: list[str]) -> list[str]:
@@ -46,140 +84,5 @@ def native_feature_names(features: list[str]) -> list[str]:
     return names
 
 
-class XGBoostFamily:
-    name = "xgboost"
-    model_file = "model.json"  # XGBoost's JSON model format
-    objectives = {"binary": "binary:logistic", "multiclass": "multi:softprob",
-                  "regression": "reg:squarederror"}  # fmt: skip
-    eval_metrics = {"binary": "auc", "multiclass": "mlogloss", "regression": "rmse"}
-
-    def params(self, config: dict, data: TrainingData, *, threads: int, seed: int) -> dict:
-        params = {
-            "objective": self.objectives[data.task], "eval_metric": self.eval_metrics[data.task],
-            "tree_method": "hist", "nthread": threads, "seed": seed, **config,
-        }  # fmt: skip
-        if data.task == "multiclass":
-            params["num_class"] = data.num_classes
-        return params
-
-    def fit(
-        self, config: dict, data: TrainingData, *, threads: int, seed: int,
-        deadline: float | None = None, max_rounds: int = MAX_ROUNDS,
-    ) -> Fit:  # fmt: skip
-        params = self.params(config, data, threads=threads, seed=seed)
-        names = native_feature_names(data.features)
-        train = xgboost.DMatrix(data.x_train, data.y_train, feature_names=names, nthread=threads)
-        valid = xgboost.DMatrix(data.x_valid, data.y_valid, feature_names=names, nthread=threads)
-        # Early stopping first: XGBoost stops asking callbacks once one says stop, and the
-        # best round must be recorded even when the deadline ends the first one.
-        callbacks = [xgboost.callback.EarlyStopping(rounds=EARLY_STOPPING_ROUNDS)]
-        if deadline:
-            callbacks.append(_XGBoostDeadline(deadline))
-        booster = xgboost.train(
-            params, train, num_boost_round=max_rounds, evals=[(valid, "valid")],
-            verbose_eval=False, callbacks=callbacks,
-        )  # fmt: skip
-        return Fit(booster, params, booster.best_iteration, booster.num_boosted_rounds())
-
-    def predict(self, fit: Fit, x: np.ndarray) -> np.ndarray:
-        """Probabilities of class 1 (binary), of each class (multiclass), or values."""
-        matrix = xgboost.DMatrix(x, feature_names=fit.booster.feature_names)
-        return fit.booster.predict(matrix, iteration_range=(0, fit.best_iteration + 1))
-
-    def save(self, fit: Fit, folder: Path) -> Path:
-        """Only the rounds up to the best, so the saved model predicts as it was scored."""
-        path = folder / self.model_file
-        fit.booster[: fit.best_iteration + 1].save_model(path)
-        return path
-
-    @property
-    def version(self) -> str:
-        return xgboost.__version__
-
-
-class _XGBoostDeadline(xgboost.callback.TrainingCallback):
-    def __init__(self, deadline: float):
-        super().__init__()
-        self.deadline = deadline
-
-    def after_iteration(self, model, epoch, evals_log) -> bool:
-        return time.time() >= self.deadline  # True stops training; early stopping kept the best
-
-
-class LightGBMFamily:
-    name = "lightgbm"
-    model_file = "model.txt"  # LightGBM's text model format
-    objectives = {"binary": "binary", "multiclass": "multiclass", "regression": "regression"}
-    eval_metrics = {"binary": "auc", "multiclass": "multi_logloss", "regression": "rmse"}
-
-    def params(self, config: dict, data: TrainingData, *, threads: int, seed: int) -> dict:
-        params = {
-            "objective": self.objectives[data.task], "metric": self.eval_metrics[data.task],
-            "num_threads": threads, "seed": seed, "verbosity": -1,
-            "bagging_freq": 1,  # subsample only takes effect with bagging on
-            **config,
-        }  # fmt: skip
-        if data.task == "multiclass":
-            params["num_class"] = data.num_classes
-        return params
-
-    def fit(
-        self, config: dict, data: TrainingData, *, threads: int, seed: int,
-        deadline: float | None = None, max_rounds: int = MAX_ROUNDS,
-    ) -> Fit:  # fmt: skip
-        params = self.params(config, data, threads=threads, seed=seed)
-        names = native_feature_names(data.features)
-        # Negative codes (-1, unknown or missing) are what LightGBM treats as missing.
-        train = lightgbm.Dataset(
-            data.x_train, label=data.y_train, feature_name=names,
-            categorical_feature=data.categorical, params={"verbosity": -1},
-        )  # fmt: skip
-        valid = lightgbm.Dataset(data.x_valid, label=data.y_valid, reference=train)
-        history: dict = {}
-        callbacks = [
-            lightgbm.early_stopping(EARLY_STOPPING_ROUNDS, verbose=False),
-            lightgbm.record_evaluation(history),
-        ]
-        if deadline:
-            callbacks.append(_lightgbm_deadline(deadline, history, params["metric"]))
-        booster = lightgbm.train(
-            params, train, num_boost_round=max_rounds, valid_sets=[valid], valid_names=["valid"],
-            callbacks=callbacks,
-        )  # fmt: skip
-        # LightGBM counts best_iteration from 1, and keeps only the rounds up to the best.
-        trained = len(history["valid"][params["metric"]])
-        return Fit(booster, params, booster.best_iteration - 1, trained)
-
-    def predict(self, fit: Fit, x: np.ndarray) -> np.ndarray:
-        """Probabilities of class 1 (binary), of each class (multiclass), or values."""
-        return fit.booster.predict(x, num_iteration=fit.best_iteration + 1)
-
-    def save(self, fit: Fit, folder: Path) -> Path:
-        """Only the rounds up to the best, so the saved model predicts as it was scored."""
-        path = folder / self.model_file
-        fit.booster.save_model(path, num_iteration=fit.best_iteration + 1)
-        return path
-
-    @property
-    def version(self) -> str:
-        return lightgbm.__version__
-
-
-def _lightgbm_deadline(deadline: float, history: dict, metric: str):
-    """A callback that stops at the deadline, keeping the best round so far."""
-
-    def stop_at_deadline(env) -> None:
-        if time.time() < deadline:
-            return
-        scores = history["valid"][metric]
-        higher_is_better = env.evaluation_result_list[0][3]
-        best = int(np.argmax(scores) if higher_is_better else np.argmin(scores))
-        raise lightgbm.callback.EarlyStopException(best, env.evaluation_result_list)
-
-    stop_at_deadline.order = 40  # after record_evaluation (20) and early stopping (30)
-    return stop_at_deadline
-
-
-FAMILIES: dict[str, XGBoostFamily | LightGBMFamily] = {
-    family.name: family for family in (XGBoostFamily(), LightGBMFamily())
-}
+def report_due(rounds: int, options: FitOptions) -> bool:
+    return options.on_rounds is not None and rounds % options.report_every == 0

@@ -1,8 +1,11 @@
-"""A private, in-process Ray for the search: loopback only, offline, scratch space only."""
+"""Where the search's Ray comes from: a private in-process one (loopback only, offline,
+scratch space only) by default, or an existing cluster as a Ray Client when RAY_ADDRESS
+is `ray://host:port` (DESIGN §5), with its Ray and Python versions checked on connect."""
 
 from __future__ import annotations
 
 import os
+import platform
 import secrets
 import shutil
 import tempfile
@@ -11,6 +14,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import ray
+
+from mlbatch.errors import BadInput
 
 # Ray puts Unix sockets at <temp>/session_<date>_<time>_<pid>/sockets/<name>; a socket path
 # may hold 107 characters, and the session part takes about 62 of them.
@@ -30,11 +35,58 @@ def available_cpus() -> int:
 
 
 @contextmanager
-def local_ray(work_dir: Path, *, num_cpus: int) -> Iterator[None]:
-    """Start Ray on this machine for the block and shut it down after; reuse one running."""
+def ray_session(work_dir: Path) -> Iterator[str]:
+    """Ray for the block: the cluster RAY_ADDRESS names, else a private local one.
+
+    Yields where trials run ("local" or the cluster's address); reuses a Ray already running.
+    """
+    address = os.environ.get("RAY_ADDRESS", "").strip()
     if ray.is_initialized():
+        yield "local"
+    elif address:
+        with ray_client(address):
+            yield address
+    else:
+        with local_ray(work_dir, num_cpus=available_cpus()):
+            yield "local"
+
+
+@contextmanager
+def ray_client(address: str) -> Iterator[None]:
+    """Connect to a running cluster as a Ray Client; BadInput when its versions differ."""
+    if not address.startswith("ray://"):
+        raise BadInput(f"RAY_ADDRESS {address!r}: the train stage connects as ray://host:port")
+    # Ray's own check raises a generic error mid-connect; ours names both sides instead.
+    with _restored_environment(("RAY_IGNORE_VERSION_MISMATCH", "RAY_ADDRESS")):
+        os.environ["RAY_IGNORE_VERSION_MISMATCH"] = "1"
+        os.environ.pop("RAY_ADDRESS")  # ray.init would otherwise read it again
+        try:
+            context = ray.init(address)
+        except ConnectionError as error:
+            raise ConnectionError(f"cannot reach the Ray cluster at {address}: {error}") from None
+    try:
+        check_versions(context.ray_version, context.python_version, address=address)
         yield
-        return
+    finally:
+        ray.shutdown()
+
+
+def check_versions(cluster_ray: str, cluster_python: str, *, address: str) -> None:
+    """The cluster must run this Ray and this Python (major.minor): pickled trials need both."""
+    ours_python = ".".join(platform.python_version_tuple()[:2])
+    theirs_python = ".".join(cluster_python.split(".")[:2])
+    if cluster_ray != ray.__version__ or theirs_python != ours_python:
+        raise BadInput(
+            f"the Ray cluster at {address} runs Ray {cluster_ray} on Python {cluster_python}, "
+            f"but the train stage has Ray {ray.__version__} on Python "
+            f"{platform.python_version()}: build the cluster from the train image"
+        )
+
+
+@contextmanager
+def local_ray(work_dir: Path, *, num_cpus: int, num_gpus: int | None = None) -> Iterator[None]:
+    """Start Ray on this machine for the block and shut it down after (num_gpus: what Ray
+    is told, detected when None; tests pass a fake count)."""
     temp_dir = work_dir / "ray"
     if len(str(temp_dir)) > MAX_TEMP_DIR_CHARS:
         temp_dir = Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp"))
@@ -43,7 +95,7 @@ def local_ray(work_dir: Path, *, num_cpus: int) -> Iterator[None]:
         os.environ.update(_ray_environment())
         try:
             ray.init(
-                num_cpus=num_cpus, include_dashboard=False, log_to_driver=True,
+                num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=False, log_to_driver=True,
                 _temp_dir=str(temp_dir), _node_ip_address="127.0.0.1",
             )  # fmt: skip
             yield

@@ -47,8 +47,11 @@ def raw_table(task: str, rows: int, seed: int) -> pd.DataFrame:
     )
 
 
-def write_features_outputs(folder: Path, task: str, *, rows: int = 600, seed: int = 0) -> dict:
-    """splits/, raw/, feature_schema.json and transformer.skops under folder; the schema."""
+def write_features_outputs(
+    folder: Path, task: str, *, rows: int = 600, seed: int = 0, folds: int = 0
+) -> dict:
+    """splits/, raw/, feature_schema.json and transformer.skops under folder (and k folds as
+    features writes them, the last one being the train/valid split); the schema."""
     table = raw_table(task, rows, seed)
     order = np.random.default_rng(seed + 1).permutation(rows)
     ends = np.cumsum([round(share * rows) for share in SPLITS.values()])[:-1]
@@ -61,7 +64,8 @@ def write_features_outputs(folder: Path, task: str, *, rows: int = 600, seed: in
 
     (folder / "splits").mkdir(parents=True, exist_ok=True)
     (folder / "raw").mkdir(parents=True, exist_ok=True)
-    for name, rows_of_split in splits.items():
+
+    def prepare(rows_of_split: np.ndarray) -> pd.DataFrame:
         part = table.iloc[rows_of_split]
         prepared = pd.DataFrame(imputer.transform(part[numeric]), columns=numeric)
         codes = part["carrier"].map({c: i for i, c in enumerate(known)})
@@ -69,7 +73,11 @@ def write_features_outputs(folder: Path, task: str, *, rows: int = 600, seed: in
         prepared.insert(0, "__row_id", rows_of_split.astype("int64"))
         target = part["y"] if classes is None else part["y"].map(classes.index)
         prepared["__target"] = target.to_numpy(dtype="float64" if classes is None else "int64")
-        prepared.to_parquet(folder / "splits" / f"{name}.parquet")
+        return prepared
+
+    for name, rows_of_split in splits.items():
+        prepare(rows_of_split).to_parquet(folder / "splits" / f"{name}.parquet")
+        part = table.iloc[rows_of_split]
         raw = part.reset_index(drop=True)
         raw.insert(0, "__row_id", rows_of_split.astype("int64"))
         raw.to_parquet(folder / "raw" / f"{name}.parquet")
@@ -84,8 +92,30 @@ def write_features_outputs(folder: Path, task: str, *, rows: int = 600, seed: in
         ],
         "excluded": {"y": "target"},
     }  # fmt: skip
+    if folds:
+        schema["folds"] = "folds.json"
+        write_folds(folder, prepare, splits, folds, [f["name"] for f in schema["features"]])
     (folder / "feature_schema.json").write_text(json.dumps(schema, indent=2))
     return schema
+
+
+def write_folds(folder: Path, prepare, splits: dict, k: int, features: list[str]) -> None:
+    """folds.json and folds/<i>/{train,valid}.parquet; the last fold is train/valid itself."""
+    rest = np.concatenate([splits["train"], splits["valid"]])
+    chunks = np.array_split(rest, k)
+    pairs = [(np.setdiff1d(rest, chunk), chunk) for chunk in chunks[:-1]]
+    pairs.append((splits["train"], splits["valid"]))
+    entries = []
+    for i, (train, valid) in enumerate(pairs):
+        entry = {"fold": i, "features": features}
+        for name, rows_of_fold in (("train", train), ("valid", valid)):
+            path = f"folds/{i}/{name}.parquet"
+            (folder / path).parent.mkdir(parents=True, exist_ok=True)
+            prepare(np.sort(rows_of_fold)).to_parquet(folder / path)
+            entry.update({name: path, f"{name}_rows": len(rows_of_fold)})
+        entries.append(entry)
+    listing = {"k": k, "strategy": "random", "folds": entries}
+    (folder / "folds.json").write_text(json.dumps(listing, indent=2))
 
 
 def new_file_run(root: Path, *, train: dict | None = None) -> RunLayout:
@@ -124,9 +154,11 @@ def commit_attempt(layout: RunLayout, stage: str, attempt: str) -> Manifest:
     return manifest
 
 
-def committed_features(root: Path, task: str, *, train: dict | None = None) -> RunLayout:
+def committed_features(
+    root: Path, task: str, *, train: dict | None = None, folds: int = 0
+) -> RunLayout:
     """A run whose features stage committed realistic outputs for task."""
     layout = new_file_run(root, train=train)
-    write_features_outputs(attempt_folder(layout, "features", "1-aaaa"), task)
+    write_features_outputs(attempt_folder(layout, "features", "1-aaaa"), task, folds=folds)
     commit_attempt(layout, "features", "1-aaaa")
     return layout

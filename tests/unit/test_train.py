@@ -1,36 +1,40 @@
-"""The train stage: data loading, the model families, the Ray Tune search, the stage itself."""
+"""The train stage without Ray: data, model families, metrics, spaces, resources, records."""
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 from types import SimpleNamespace
 
-import lightgbm
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
-import xgboost
-from features_fixture import TASKS, committed_features, write_features_outputs
+from features_fixture import TASKS, write_features_outputs
+from pydantic import ValidationError
+from ray import tune
 from ray.tune.search import Searcher
 
-from mlbatch import storage
 from mlbatch.errors import BadInput
-from mlbatch.manifest import load_manifest
 from mlbatch.spec import TrainSpec
+from mlbatch_jobs.train import importance, sklearn_io
 from mlbatch_jobs.train.data import TrainingData, training_data
-from mlbatch_jobs.train.local_ray import local_ray
-from mlbatch_jobs.train.models import FAMILIES, native_feature_names
-from mlbatch_jobs.train.scoring import sort_best_first, tuning_score
-from mlbatch_jobs.train.search import LaunchUntil, search, trial_record
+from mlbatch_jobs.train.families import CLASSES, load_family
+from mlbatch_jobs.train.metrics import tuning_metric
+from mlbatch_jobs.train.models import FitOptions, native_feature_names
+from mlbatch_jobs.train.ray_runtime import check_versions
+from mlbatch_jobs.train.report import overfitting
+from mlbatch_jobs.train.resources import check_gpu_requirement, plan_trials
+from mlbatch_jobs.train.search import LaunchUntil, trial_record
+from mlbatch_jobs.train.spaces import check_overrides, search_space
 
 CONFIGS = {
+    "linear": {},
+    "random_forest": {"n_estimators": 30, "max_depth": 6},
     "xgboost": {"learning_rate": 0.2, "max_depth": 3},
     "lightgbm": {"learning_rate": 0.2, "num_leaves": 8, "min_child_samples": 5},
 }
+GOOD = {"binary": 0.85, "multiclass": 0.8, "regression": 15.0}  # roc_auc, log_loss, rmse
 
 
 def prepared(tmp_path, task: str) -> TrainingData:
@@ -46,7 +50,7 @@ def test_training_data_follows_the_feature_schema(tmp_path):
     assert data.categorical == [3]
     assert data.classes == ["high", "low", "mid"] and data.num_classes == 3
     assert data.x_train.shape == (420, 4) and data.x_valid.shape == (120, 4)
-    assert set(np.unique(data.y_train)) == {0, 1, 2}
+    assert data.merged().x_train.shape == (540, 4)
 
 
 def test_training_data_names_a_missing_column(tmp_path):
@@ -73,50 +77,149 @@ def test_native_feature_names_are_safe_and_unique():
 
 
 @pytest.mark.parametrize("task", TASKS)
-@pytest.mark.parametrize("family", sorted(FAMILIES))
-def test_saved_model_predicts_as_the_fit_did(tmp_path, family, task):
+@pytest.mark.parametrize("name", sorted(CLASSES))
+def test_every_family_trains_saves_and_predicts(tmp_path, name, task):
     data = prepared(tmp_path, task)
-    model = FAMILIES[family]
-    fit = model.fit(CONFIGS[family], data, threads=1, seed=0)
+    family, metric = load_family(name), tuning_metric(task, None)
+    reports = []
+    options = FitOptions(metric=metric, report_every=10, on_rounds=lambda r, v: reports.append(r))
+    fit = family.fit(CONFIGS[name], data, options)
+    predictions = family.predict(fit.model, data.x_valid)
+    score = metric.score(data.y_valid, predictions, data.num_classes)
+    assert metric.better(score, GOOD[task]), (name, task, score)
     assert 0 <= fit.best_iteration < fit.rounds
-    expected = model.predict(fit, data.x_valid)
+    assert len(fit.curve.train) == len(fit.curve.valid) == len(fit.curve.rounds) >= 1
+    if family.uses_rounds:
+        assert reports and all(r % 10 == 0 for r in reports)
 
-    path = model.save(fit, tmp_path)
-    assert path.name == {"xgboost": "model.json", "lightgbm": "model.txt"}[family]
-    if family == "xgboost":
-        booster = xgboost.Booster(model_file=str(path))
-        assert booster.num_boosted_rounds() == fit.best_iteration + 1
-        loaded = booster.predict(xgboost.DMatrix(data.x_valid, feature_names=booster.feature_names))
-    else:
-        booster = lightgbm.Booster(model_file=str(path))
-        assert booster.current_iteration() == fit.best_iteration + 1
-        loaded = booster.predict(data.x_valid)
-    np.testing.assert_allclose(loaded, expected, rtol=1e-6)
-    expected_shape = (len(data.y_valid), 3) if task == "multiclass" else (len(data.y_valid),)
-    assert loaded.shape == expected_shape
+    path = family.save(fit, tmp_path)
+    assert path.name == {"linear": "model.skops", "random_forest": "model.skops",
+                         "xgboost": "model.json", "lightgbm": "model.txt"}[name]  # fmt: skip
+    loaded = family.predict(family.load(path), data.x_valid)
+    np.testing.assert_allclose(loaded, predictions, rtol=1e-6)
+    shape = (len(data.y_valid), 3) if task == "multiclass" else (len(data.y_valid),)
+    assert loaded.shape == shape
 
 
-@pytest.mark.parametrize("family", sorted(FAMILIES))
-def test_a_passed_deadline_stops_boosting_after_one_round(tmp_path, family):
+def test_linear_model_carries_its_fitted_one_hot_and_scaling_tail(tmp_path):
     data = prepared(tmp_path, "binary")
-    fit = FAMILIES[family].fit(CONFIGS[family], data, threads=1, seed=0, deadline=time.time() - 1)
-    assert fit.rounds == 1 and fit.best_iteration == 0
+    family = load_family("linear")
+    fit = family.fit({"C": 1.0}, data, FitOptions(metric=tuning_metric("binary", None)))
+    tail = fit.model.named_steps["tail"]
+    assert tail.named_transformers_["one_hot"].categories_[0].tolist() == [-1.0, 0, 1, 2, 3]
+    assert tail.named_transformers_["scale"].mean_.shape == (3,)
 
 
-def test_tuning_scores_on_known_inputs():
-    y = np.array([0, 0, 1, 1])
-    assert tuning_score("binary", y, np.array([0.1, 0.4, 0.35, 0.8]), 2) == pytest.approx(0.75)
+def test_a_skops_file_with_an_untrusted_type_is_refused(tmp_path):
+    import operator
+
+    import skops.io
+    from sklearn.preprocessing import FunctionTransformer
+
+    skops.io.dump(FunctionTransformer(operator.neg).fit([[0.0]]), tmp_path / "model.skops")
+    with pytest.raises(BadInput, match="outside the trusted list: \\['_operator.neg'\\]"):
+        sklearn_io.load_model(tmp_path / "model.skops")
+
+
+@pytest.mark.parametrize("name", ["random_forest", "xgboost", "lightgbm"])
+def test_a_passed_deadline_stops_after_the_first_round(tmp_path, name):
+    data = prepared(tmp_path, "binary")
+    options = FitOptions(metric=tuning_metric("binary", None), deadline=time.time() - 1)
+    fit = load_family(name).fit(CONFIGS[name], data, options)
+    assert fit.rounds == (10 if name == "random_forest" else 1)
+
+
+def test_tuning_metrics_follow_task_and_spec():
+    assert (tuning_metric("binary", None).name, tuning_metric("binary", None).mode) == (
+        "roc_auc", "max",
+    )  # fmt: skip
+    assert tuning_metric("multiclass", None).mode == "min"
+    assert tuning_metric("regression", "r2").mode == "max"
+    with pytest.raises(BadInput, match="does not fit a regression task"):
+        tuning_metric("regression", "roc_auc")
+    accuracy, r2 = tuning_metric("binary", "accuracy"), tuning_metric("regression", "r2")
+    assert accuracy.native("xgboost") == "error" and accuracy.from_native(0.2, None) == 0.8
+    y = np.array([1.0, 2.0, 3.0])
+    assert r2.from_native(np.sqrt(np.var(y)), y) == pytest.approx(0.0)
+    assert tuning_metric("multiclass", "roc_auc").native("lightgbm") == "auc_mu"
     probabilities = np.array([[0.8, 0.1, 0.1], [0.1, 0.8, 0.1]])
-    expected = -np.log(0.8)
-    assert tuning_score("multiclass", np.array([0, 1]), probabilities, 3) == pytest.approx(expected)
-    rmse = tuning_score("regression", np.array([1.0, 2.0, 3.0]), np.array([1.0, 2.0, 5.0]), 0)
-    assert rmse == pytest.approx(np.sqrt(4 / 3))
+    score = tuning_metric("multiclass", None).score(np.array([0, 1]), probabilities, 3)
+    assert score == pytest.approx(-np.log(0.8))
 
 
-def test_sort_best_first_respects_the_mode():
-    rows = [{"m": 0.5}, {"m": 0.9}, {"m": 0.7}]
-    assert [r["m"] for r in sort_best_first(rows, "m", "max")] == [0.9, 0.7, 0.5]
-    assert [r["m"] for r in sort_best_first(rows, "m", "min")] == [0.5, 0.7, 0.9]
+def test_spec_ranges_replace_default_ones():
+    spec = TrainSpec.model_validate({
+        "models": ["xgboost", "linear"],
+        "search_spaces": {"xgboost": {
+            "max_depth": {"type": "int", "low": 2, "high": 4},
+            "booster": {"type": "choice", "values": ["gbtree", "dart"]}, "gamma": 0.5,
+        }},
+    })  # fmt: skip
+    space = search_space("xgboost", "binary", spec.search_spaces["xgboost"])
+    assert isinstance(space["max_depth"], tune.search.sample.Integer)
+    assert (space["max_depth"].lower, space["max_depth"].upper) == (2, 5)  # high included
+    assert space["booster"].categories == ["gbtree", "dart"] and space["gamma"] == 0.5
+    assert "learning_rate" in space  # defaults stay
+    check_overrides("xgboost", "binary", spec.search_spaces["xgboost"])  # any name goes
+    with pytest.raises(BadInput, match="'gamma' is not a parameter of the binary model"):
+        check_overrides("linear", "binary", {"gamma": 1})
+
+
+@pytest.mark.parametrize(
+    ("train", "message"),
+    [({"search_spaces": {"lightgbm": {}}, "models": ["xgboost"]}, "search_spaces for lightgbm"),
+     ({"models": ["linear"], "resources": {"gpu": "required"}}, "no listed model uses a GPU"),
+     ({"models": ["xgboost"], "search_spaces": {"xgboost": {"eta": {"type": "loguniform",
+       "low": 0, "high": 1}}}}, "loguniform needs low > 0"),
+     ({"models": ["xgboost", "xgboost"]}, "listed twice")],
+)  # fmt: skip
+def test_spec_mistakes_are_named(train, message):
+    with pytest.raises(ValidationError, match=message):
+        TrainSpec.model_validate(train)
+
+
+XGBOOST, LIGHTGBM, LINEAR = (load_family(n) for n in ("xgboost", "lightgbm", "linear"))
+
+
+def test_trials_run_one_thread_each_side_by_side_on_cpus():
+    plan = plan_trials(XGBOOST, TrainSpec(num_samples=8), {"CPU": 4, "GPU": 0}, gpu_device=None)
+    assert (plan.cpus, plan.gpus, plan.device, plan.concurrency) == (1, 0.0, "cpu", 4)
+    spec = TrainSpec(num_samples=3, resources={"cpus_per_trial": 2}, max_concurrent_trials=1)
+    plan = plan_trials(LINEAR, spec, {"CPU": 8, "GPU": 2}, gpu_device=None)
+    assert (plan.cpus, plan.device, plan.concurrency) == (2, "cpu", 1)
+
+
+def test_gpus_go_to_the_families_that_can_use_them():
+    cluster = {"CPU": 16, "GPU": 2}
+    plan = plan_trials(XGBOOST, TrainSpec(), cluster, gpu_device="cuda")
+    assert (plan.cpus, plan.gpus, plan.device, plan.concurrency) == (8, 1.0, "cuda", 2)
+    assert plan.ray_resources == {"cpu": 8, "gpu": 1.0}
+    assert plan_trials(LIGHTGBM, TrainSpec(), cluster, gpu_device=None).device == "cpu"
+    never = TrainSpec(resources={"gpu": "never"})
+    assert plan_trials(XGBOOST, never, cluster, gpu_device="cuda").device == "cpu"
+    half = TrainSpec(resources={"gpus_per_trial": 0.5})
+    assert plan_trials(XGBOOST, half, cluster, gpu_device="cuda").concurrency == 4
+
+
+def test_a_required_gpu_fails_clearly_without_one():
+    required = TrainSpec(models=["xgboost"], resources={"gpu": "required"})
+    check_gpu_requirement(required, {"CPU": 2, "GPU": 1})
+    check_gpu_requirement(TrainSpec(), {"CPU": 2, "GPU": 0})
+    with pytest.raises(BadInput, match="gpu is required, but the Ray cluster has no GPU"):
+        check_gpu_requirement(required, {"CPU": 2, "GPU": 0})
+
+
+def test_a_cluster_of_another_ray_or_python_is_refused():
+    import platform
+
+    import ray
+
+    ours = platform.python_version()
+    check_versions(ray.__version__, ours, address="ray://head:10001")
+    with pytest.raises(BadInput, match="runs Ray 0.0.1 on Python"):
+        check_versions("0.0.1", ours, address="ray://head:10001")
+    with pytest.raises(BadInput, match="build the cluster from the train image"):
+        check_versions(ray.__version__, "2.7.18", address="ray://head:10001")
 
 
 class FixedSearcher(Searcher):
@@ -134,90 +237,60 @@ def test_no_trial_starts_after_the_cutoff():
     assert ended.suggest("b") == Searcher.FINISHED
 
 
-def test_trial_records_tell_completed_failed_and_stopped_trials_apart():
+def test_trial_records_tell_completed_stopped_and_failed_trials_apart():
     def record(metrics, error=None):
         result = SimpleNamespace(metrics=metrics, config={"max_depth": 3}, error=error)
         return trial_record("xgboost", result, "rmse")
 
-    done = record({"rmse": 1.5, "best_iteration": 9, "rounds": 60, "time_total_s": 2.25})
-    assert done == {"family": "xgboost", "config": {"max_depth": 3}, "status": "ok",
-                    "rmse": 1.5, "best_iteration": 9, "rounds": 60, "seconds": 2.25}  # fmt: skip
+    done = record({"rmse": 1.5, "rounds": 60, "final": True, "trial_id": "a", "node": "n1"})
+    assert (done["status"], done["rmse"], done["rounds"], done["node"]) == ("ok", 1.5, 60, "n1")
+    assert record({"rmse": 3.0, "rounds": 30, "final": False})["status"] == "early_stopped"
     assert record({})["status"] == "stopped"
     failed = record({}, error=ValueError("bad value\ntraceback"))
     assert failed["status"] == "failed" and failed["error"] == "ValueError: bad value"
 
 
-@pytest.fixture(scope="class")
-def ray_cluster(tmp_path_factory):
-    """One Ray for the search tests, stopped before the stage test starts its own."""
-    with local_ray(tmp_path_factory.mktemp("ray"), num_cpus=2):
-        yield
+def test_trials_parquet_has_a_column_per_hyperparameter(tmp_path):
+    from mlbatch_jobs.train.search import SearchResult
+    from mlbatch_jobs.train.tracking import write_trials
+
+    trials = [
+        {"family": "linear", "trial_id": "a", "status": "ok", "config": {"C": 0.5,
+         "class_weight": "none"}, "roc_auc": 0.7, "curve_rounds": [1], "curve_train": [0.8],
+         "curve_valid": [0.7], "cv_scores": None},
+        {"family": "xgboost", "trial_id": "b", "status": "early_stopped",
+         "config": {"max_depth": 3}, "roc_auc": 0.6, "curve_rounds": None, "curve_train": None,
+         "curve_valid": None, "cv_scores": [0.6, 0.62]},
+    ]  # fmt: skip
+    result = SearchResult(tuning_metric("binary", None), trials, [], {}, 1.0)
+    write_trials(tmp_path / "trials.parquet", result)
+    table = pq.read_table(tmp_path / "trials.parquet")
+    frame = table.to_pandas()
+    assert frame["param_C"].tolist()[0] == 0.5 and np.isnan(frame["param_C"].tolist()[1])
+    assert frame["param_max_depth"].tolist()[1] == 3.0
+    assert table.column("param_class_weight").to_pylist() == ["none", None]
+    assert list(frame["cv_scores"][1]) == [0.6, 0.62]
+    assert json.loads(frame["config"][0]) == {"C": 0.5, "class_weight": "none"}
+    assert json.loads(table.schema.metadata[b"mlbatch"]) == {"metric": "roc_auc", "mode": "max"}
 
 
-@pytest.mark.slow
-@pytest.mark.usefixtures("ray_cluster")
-class TestSearch:
-    @pytest.mark.parametrize(
-        ("task", "metric", "mode", "good"),
-        [("binary", "roc_auc", "max", 0.85), ("multiclass", "log_loss", "min", 0.8),
-         ("regression", "rmse", "min", 15.0)],
-    )  # fmt: skip
-    def test_tries_every_family_and_ranks_them(self, tmp_path, task, metric, mode, good):
-        data = prepared(tmp_path, task)
-        spec = TrainSpec(num_samples=2, time_budget_s=40, max_concurrent_trials=2)
-        result = search(data, spec, storage=tmp_path / "tune")
-
-        assert (result.metric, result.mode) == (metric, mode)
-        assert len(result.trials) == 4
-        assert all(t["status"] == "ok" for t in result.trials), result.trials
-        assert sorted(t["family"] for t in result.trials) == ["lightgbm"] * 2 + ["xgboost"] * 2
-        assert {row["family"] for row in result.leaderboard} == {"lightgbm", "xgboost"}
-        first, second = (row[metric] for row in result.leaderboard)
-        assert first >= second if mode == "max" else first <= second
-        assert first > good if mode == "max" else first < good
-        assert result.best["trials"] == result.best["completed"] == 2
-        assert result.best["rounds"] > result.best["best_iteration"] >= 0
-        assert result.wall_s < 40
+def test_importance_finds_the_hyperparameter_that_matters():
+    rng = np.random.default_rng(0)
+    trials = [
+        {"status": "ok", "config": {"depth": d, "noise": n}, "rmse": 2.0 * d + 0.01 * n}
+        for d, n in zip(rng.integers(2, 10, 20), rng.random(20), strict=True)
+    ]
+    shares = importance.importances(importance.parameter_table(trials, "rmse"), "rmse")
+    assert list(shares)[0] == "depth" and shares["depth"] > 0.8
+    assert importance.importances(importance.parameter_table(trials[:3], "rmse"), "rmse") == {}
 
 
-@pytest.mark.slow
-def test_train_stage_commits_the_best_model(tmp_path):
-    layout = committed_features(tmp_path / "store", "multiclass")
-    home = tmp_path / "home"
-    home.mkdir()
-    env = {**os.environ, "HOME": str(home)}
-    env.pop("MLBATCH_CODE_VERSION", None)
-    done = subprocess.run(
-        [sys.executable, "-m", "mlbatch_jobs.train", "--run", layout.uri, "--attempt", "1-abcd"],
-        env=env, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-
-    manifest, _ = load_manifest(layout, "train")
-    assert manifest.attempt == "1-abcd" and manifest.status == "succeeded"
-    family = manifest.metrics["best_family"]
-    model_file = {"xgboost": "model/model.json", "lightgbm": "model/model.txt"}[family]
-    assert set(manifest.outputs) == {
-        model_file,
-        "model/model_info.json",
-        "trials.json",
-        "leaderboard.json",
-    }
-    assert manifest.inputs[0].uri == layout.manifest_uri("features")
-    assert manifest.metrics["trials"] == 4 and manifest.metrics["completed_trials"] == 4
-    assert manifest.metrics["tuning_metric"] == "log_loss"
-    assert 0 < manifest.metrics["valid_log_loss"] < 0.8
-    assert manifest.metrics["search_s"] < 20
-
-    attempt = storage.local_path(layout.attempt_uri("train", "1-abcd"))
-    info = json.loads((attempt / "model" / "model_info.json").read_text())
-    assert info["family"] == family and info["task"] == "multiclass"
-    assert info["features"] == ["distance", "hour", "temp", "carrier"]
-    assert info["classes"] == ["high", "low", "mid"]
-    assert info["rounds"] == info["best_iteration"] + 1
-    assert info["tuning_metric"]["valid"] == pytest.approx(manifest.metrics["valid_log_loss"])
-    trials = json.loads((attempt / "trials.json").read_text())
-    assert len(trials["trials"]) == 4 and trials["metric"] == "log_loss"
-    leaderboard = json.loads((attempt / "leaderboard.json").read_text())
-    assert leaderboard["families"][0]["family"] == family
-    assert list(home.iterdir()) == []  # Ray kept to scratch space: nothing in the home folder
+def test_overfitting_is_flagged_when_the_gap_grows():
+    rounds = list(range(1, 101))
+    train = [0.7 + 0.003 * r for r in rounds]
+    steady = {"curve_train": train, "curve_valid": [t - 0.01 for t in train], "best_iteration": 90}
+    assert overfitting(steady, "max")[0] is False
+    valid = [0.7 + 0.001 * min(r, 30) for r in rounds]
+    growing = {"curve_train": train, "curve_valid": valid, "best_iteration": 90}
+    flagged, early, kept = overfitting(growing, "max")
+    assert flagged and kept > early

@@ -1,19 +1,95 @@
-"""The `train:` section: model families and the hyperparameter search."""
+"""The `train:` section: model families, the hyperparameter search, and where trials run."""
 
 from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from mlbatch.spec.base import Model
 
+Family = Literal["linear", "random_forest", "xgboost", "lightgbm"]
+GPU_FAMILIES = ("xgboost", "lightgbm")  # LightGBM only where its build supports a GPU
+# The metrics a search can tune, and which end of each is better.
+TUNING_METRICS: dict[str, str] = {
+    "roc_auc": "max", "log_loss": "min", "accuracy": "max",
+    "rmse": "min", "mae": "min", "r2": "max",
+}  # fmt: skip
+TaskMetric = Literal["roc_auc", "log_loss", "accuracy", "rmse", "mae", "r2"]
+
+
+class Distribution(Model):
+    """One hyperparameter's range: `{type: loguniform, low: 0.01, high: 0.3}`."""
+
+    type: Literal["uniform", "loguniform", "int", "logint", "choice"]
+    low: float | None = Field(default=None, description="uniform, loguniform, int, logint")
+    high: float | None = Field(default=None, description="inclusive for int and logint")
+    values: list[float | int | str | bool] | None = Field(default=None, description="choice")
+
+    @model_validator(mode="after")
+    def _complete(self) -> Distribution:
+        if self.type == "choice":
+            if not self.values:
+                raise ValueError("a choice needs values")
+            return self
+        if self.low is None or self.high is None or self.low >= self.high:
+            raise ValueError(f"{self.type} needs low < high")
+        if self.type.startswith("log") and self.low <= 0:
+            raise ValueError(f"{self.type} needs low > 0")
+        return self
+
+
+class TrainResources(Model):
+    gpu: Literal["auto", "never", "required"] = Field(
+        default="auto",
+        description="auto: GPU-capable families use GPUs when Ray sees some; required: "
+        "fail before any trial when it sees none",
+    )
+    cpus_per_trial: int | None = Field(
+        default=None, gt=0, description="default: 1 on CPUs (trials side by side), or the "
+        "CPUs of a GPU's share on GPUs",
+    )  # fmt: skip
+    gpus_per_trial: float | None = Field(default=None, gt=0, le=8, description="default: 1")
+
 
 class TrainSpec(Model):
-    models: list[Literal["xgboost", "lightgbm"]] = Field(
-        default_factory=lambda: ["xgboost", "lightgbm"], min_length=1
-    )
+    models: list[Family] = Field(
+        default_factory=lambda: ["linear", "xgboost", "lightgbm"], min_length=1,
+        description="searched in this order; the linear baseline shows what boosting adds",
+    )  # fmt: skip
     num_samples: int = Field(default=8, gt=0, description="trials per model family")
     time_budget_s: int = Field(default=300, gt=0, description="for the whole search")
-    max_concurrent_trials: int = Field(default=2, gt=0)
+    max_concurrent_trials: int | None = Field(
+        default=None, gt=0, description="default: as many as the resources Ray sees allow"
+    )
+    metric: TaskMetric | None = Field(
+        default=None, description="default from the task: roc_auc, log_loss, rmse"
+    )
+    search: Literal["tpe", "random"] = Field(default="tpe", description="Optuna TPE or random")
+    scheduler: Literal["asha", "fifo"] = Field(
+        default="asha", description="asha stops weak trials early, from per-round metrics"
+    )
+    report_every: int = Field(default=10, gt=0, description="rounds between reports to Tune")
+    max_rounds: int = Field(default=1000, gt=0, description="boosting rounds or trees at most")
+    early_stopping_rounds: int = Field(default=50, gt=0)
+    search_spaces: dict[Family, dict[str, Distribution | float | int | str | bool]] = Field(
+        default_factory=dict,
+        description="per family, ranges (or fixed values) that replace the default ones",
+    )
+    cv: bool = Field(default=True, description="score trials on features' folds when written")
+    refit_on_train_valid: bool = Field(
+        default=False, description="refit the best trial on train + valid for the saved model"
+    )
+    resources: TrainResources = Field(default_factory=TrainResources)
     seed: int = 0
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TrainSpec:
+        if len(set(self.models)) != len(self.models):
+            raise ValueError("a model family is listed twice")
+        unused = sorted(set(self.search_spaces) - set(self.models))
+        if unused:
+            raise ValueError(f"search_spaces for {unused[0]}, which models does not list")
+        if self.resources.gpu == "required" and not set(self.models) & set(GPU_FAMILIES):
+            raise ValueError("resources.gpu is required, but no listed model uses a GPU")
+        return self

@@ -1,0 +1,95 @@
+"""The tuning metric: chosen from the task or the spec, scored exactly at a trial's end, and
+followed round by round through each library's own evaluation metric."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.metrics import (
+    accuracy_score,
+    log_loss,
+    mean_absolute_error,
+    mean_squared_error,
+    r2_score,
+    roc_auc_score,
+)
+
+from mlbatch.errors import BadInput
+from mlbatch.spec.train import TUNING_METRICS
+from mlbatch.tasks import TUNING_METRIC
+
+CLASSIFICATION = ("roc_auc", "log_loss", "accuracy")
+REGRESSION = ("rmse", "mae", "r2")
+
+# Per task, the native metric each booster evaluates every round for the tuning metric.
+# Multiclass AUC has no exact native twin in LightGBM: auc_mu ranks the same way closely
+# enough to stop weak trials; the trial's final score is always the exact one.
+NATIVE = {
+    "xgboost": {
+        "roc_auc": "auc", "accuracy": ("error", "merror"), "log_loss": ("logloss", "mlogloss"),
+        "rmse": "rmse", "mae": "mae", "r2": "rmse",
+    },
+    "lightgbm": {
+        "roc_auc": ("auc", "auc_mu"), "accuracy": ("binary_error", "multi_error"),
+        "log_loss": ("binary_logloss", "multi_logloss"), "rmse": "rmse", "mae": "l1", "r2": "rmse",
+    },
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class TuningMetric:
+    name: str
+    mode: str  # "max" or "min": which end is better
+    task: str
+
+    def score(self, y: np.ndarray, predictions: np.ndarray, num_classes: int) -> float:
+        """The metric of probabilities (classification) or values (regression) against y."""
+        if self.name == "roc_auc":
+            if self.task == "binary":
+                return float(roc_auc_score(y, predictions))
+            labels = list(range(num_classes))
+            return float(roc_auc_score(y, predictions, multi_class="ovr", labels=labels))
+        if self.name == "log_loss":
+            return float(log_loss(y, predictions, labels=list(range(max(num_classes, 2)))))
+        if self.name == "accuracy":
+            predicted = predictions.argmax(axis=1) if predictions.ndim == 2 else predictions >= 0.5
+            return float(accuracy_score(y, predicted.astype(int)))
+        if self.name == "rmse":
+            return float(np.sqrt(mean_squared_error(y, predictions)))
+        if self.name == "mae":
+            return float(mean_absolute_error(y, predictions))
+        return float(r2_score(y, predictions))
+
+    def native(self, library: str) -> str:
+        """The library's per-round evaluation metric that follows this one."""
+        name = NATIVE[library][self.name]
+        if isinstance(name, tuple):
+            return name[self.task == "multiclass"]
+        return name
+
+    def from_native(self, value: float, y: np.ndarray) -> float:
+        """A native per-round value as this metric (errors to accuracy, RMSE to R²)."""
+        if self.name == "accuracy":
+            return 1.0 - value
+        if self.name == "r2":
+            variance = float(np.var(y))
+            return 1.0 - value**2 / variance if variance > 0 else 0.0
+        return value
+
+    def better(self, a: float, b: float) -> bool:
+        return a > b if self.mode == "max" else a < b
+
+
+def tuning_metric(task: str, name: str | None) -> TuningMetric:
+    """The spec's metric, or the task's default; BadInput if it does not fit the task."""
+    chosen = name or TUNING_METRIC[task][0]
+    fits = REGRESSION if task == "regression" else CLASSIFICATION
+    if chosen not in fits:
+        raise BadInput(f"train.metric {chosen} does not fit a {task} task: use one of {fits}")
+    return TuningMetric(chosen, TUNING_METRICS[chosen], task)
+
+
+def sort_best_first(rows: list[dict], key: str, mode: str) -> list[dict]:
+    """Rows ordered from the best to the worst value of key ('max' or 'min' is best)."""
+    return sorted(rows, key=lambda row: row[key], reverse=mode == "max")

@@ -1,0 +1,57 @@
+"""scikit-learn models on disk: skops files, loaded only after every type in them is checked
+against an explicit allow-list (a model read from a shared bucket must not run code).
+
+No Ray here: evaluate and predict load the train stage's scikit-learn models with this.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from sklearn.base import is_classifier
+from sklearn.pipeline import Pipeline
+
+from mlbatch.errors import BadInput
+
+# Exactly the types the linear and random forest families save: their fitted tail (one-hot
+# and scaling), the estimators, and what those hold. Nothing generic.
+TRUSTED_TYPES = frozenset({
+    "sklearn.pipeline.Pipeline",
+    "sklearn.compose._column_transformer.ColumnTransformer",
+    "sklearn.preprocessing._encoders.OneHotEncoder",
+    "sklearn.preprocessing._data.StandardScaler",
+    "sklearn.linear_model._logistic.LogisticRegression",
+    "sklearn.linear_model._ridge.Ridge",
+    "sklearn.ensemble._forest.RandomForestClassifier",
+    "sklearn.ensemble._forest.RandomForestRegressor",
+    "sklearn.tree._classes.DecisionTreeClassifier",
+    "sklearn.tree._classes.DecisionTreeRegressor",
+    "sklearn.tree._tree.Tree",
+    "numpy.ndarray", "numpy.float64", "numpy.int64", "builtins.slice",
+})  # fmt: skip
+
+
+def save_model(model: Pipeline, path: Path) -> Path:
+    import skops.io  # here, not at the top: importing it takes seconds
+
+    skops.io.dump(model, path)
+    return path
+
+
+def load_model(path: Path) -> Pipeline:
+    """The Pipeline in a skops file; BadInput if the file holds a type not on the list."""
+    import skops.io
+
+    untrusted = sorted(set(skops.io.get_untrusted_types(file=path)) - TRUSTED_TYPES)
+    if untrusted:
+        raise BadInput(f"{path.name} holds types outside the trusted list: {untrusted[:5]}")
+    return skops.io.load(path, trusted=sorted(TRUSTED_TYPES))
+
+
+def predict(model: Pipeline, x: np.ndarray) -> np.ndarray:
+    """Probabilities of class 1 (binary), of each class (multiclass), or values."""
+    if not is_classifier(model):
+        return model.predict(x)
+    probabilities = model.predict_proba(x)
+    return probabilities[:, 1] if probabilities.shape[1] == 2 else probabilities

@@ -1,0 +1,91 @@
+"""One trial, as Ray Tune runs it: fit the main split while reporting every few rounds (so
+ASHA can stop a weak trial), score the other CV folds, then report the final scores once,
+with the model in its native format as the trial's only checkpoint."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import ray
+from ray import tune
+
+from mlbatch_jobs.train.data import SearchData, TrainingData
+from mlbatch_jobs.train.families import load_family
+from mlbatch_jobs.train.metrics import TuningMetric
+from mlbatch_jobs.train.models import Fit, FitOptions
+from mlbatch_jobs.train.resources import TrialResources
+
+ROUNDS = "rounds"  # the result key ASHA measures a trial's progress by
+
+
+@dataclass(frozen=True)
+class TrialSettings:
+    """What every trial of a family shares, besides its hyperparameters."""
+
+    family: str
+    metric: TuningMetric
+    resources: TrialResources
+    seed: int
+    deadline: float  # epoch seconds: stop boosting then and report what was reached
+    max_rounds: int
+    early_stopping_rounds: int
+    report_every: int
+
+    def fit_options(self, *, reporting: bool) -> FitOptions:
+        return FitOptions(
+            metric=self.metric, threads=self.resources.cpus, seed=self.seed,
+            device=self.resources.device, deadline=self.deadline, max_rounds=self.max_rounds,
+            early_stopping_rounds=self.early_stopping_rounds, report_every=self.report_every,
+            on_rounds=_report_round(self.metric.name) if reporting else None,
+        )  # fmt: skip
+
+
+def run_trial(config: dict, *, data: SearchData, settings: TrialSettings) -> None:
+    """The trainable: Tune passes config; data comes through the object store."""
+    family = load_family(settings.family)
+    started = time.time()
+    fit = family.fit(config, data.main, settings.fit_options(reporting=True))
+    fit_s = time.time() - started
+    valid = _score(settings.metric, family, fit, data.main)
+    folds = [valid]
+    quiet = settings.fit_options(reporting=False)
+    for fold in data.folds:
+        if time.time() >= settings.deadline:
+            break  # the budget is spent: the folds done so far make the score
+        folds.append(_score(settings.metric, family, family.fit(config, fold, quiet), fold))
+    result = {
+        settings.metric.name: float(np.mean(folds)) if data.cv else valid,
+        "valid": valid,
+        "cv_scores": folds if data.cv else None,
+        ROUNDS: fit.rounds,
+        "best_iteration": fit.best_iteration,
+        "fit_s": round(fit_s, 3),
+        "rounds_per_s": round(fit.rounds / fit_s, 2) if fit_s > 0 else None,
+        "node": ray.get_runtime_context().get_node_id(),
+        "device": settings.resources.device,
+        "cpus": settings.resources.cpus,
+        "gpus": settings.resources.gpus,
+        "curve_rounds": fit.curve.rounds,
+        "curve_train": fit.curve.train,
+        "curve_valid": fit.curve.valid,
+        "final": True,
+    }
+    with tempfile.TemporaryDirectory(prefix="mlbatch-trial-") as folder:
+        family.save(fit, Path(folder))
+        tune.report(result, checkpoint=tune.Checkpoint.from_directory(folder))
+
+
+def _report_round(metric: str):
+    def report(rounds: int, value: float) -> None:
+        tune.report({metric: float(value), ROUNDS: rounds, "final": False})
+
+    return report
+
+
+def _score(metric: TuningMetric, family, fit: Fit, data: TrainingData) -> float:
+    predictions = family.predict(fit.model, data.x_valid)
+    return metric.score(data.y_valid, predictions, data.num_classes)
