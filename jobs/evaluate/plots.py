@@ -1,4 +1,5 @@
-"""The evaluation plots, as PNG bytes: ROC curve, confusion matrix, predicted against actual.
+"""The evaluation plots, as PNG bytes: which ones a task gets, the regression plots, feature
+importance and the tuning trials (classification curves are in curves.py).
 
 Figures are drawn on matplotlib's Figure directly, never through pyplot, so nothing needs
 a display and no global figure state outlives a call; PNGs render with Agg.
@@ -11,9 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 from matplotlib.figure import Figure
-from sklearn.metrics import auc, confusion_matrix, roc_curve
 
 MAX_POINTS = 5000  # a scatter of more points says no more and bloats the report
+TOP_FEATURES = 20
 
 
 @dataclass(frozen=True)
@@ -23,51 +24,44 @@ class Plot:
     png: bytes
 
 
-def task_plots(task: str, y: np.ndarray, predictions: np.ndarray, classes: list | None) -> list:
-    """The plots that fit the task."""
+def all_plots(result, y: np.ndarray, *, classes: list | None, trials: dict | None) -> list[Plot]:
+    """Every plot of an Evaluation: the task's, importance, and the tuning trials if any."""
+    threshold = result.threshold["value"] if result.threshold else 0.5
+    plots = task_plots(result.task, y, result.scores, classes=classes, threshold=threshold)
+    if result.importance:
+        plots.append(gain_plot(result.importance, result.importance_kind))
+    if result.permutation:
+        plots.append(permutation_plot(result.permutation, result.permutation_metric))
+    scored = [t for t in (trials or {}).get("trials", []) if t.get(trials["metric"]) is not None]
+    if scored:
+        plots.append(trials_plot(scored, trials["metric"], trials["mode"]))
+    return plots
+
+
+def task_plots(
+    task: str, y: np.ndarray, scores: np.ndarray, *, classes: list | None, threshold: float
+) -> list[Plot]:
+    """The plots of the test predictions that fit the task."""
+    from mlbatch_jobs.evaluate import curves
+
+    if task == "regression":
+        return [predicted_vs_actual_plot(y, scores), residuals_plot(y, scores)]
+    labels = [str(c) for c in classes]
     if task == "binary":
-        return [roc_plot(y, predictions)] if len(np.unique(y)) == 2 else []
-    if task == "multiclass":
-        return [confusion_plot(y, predictions.argmax(axis=1), [str(c) for c in classes])]
-    return [predicted_vs_actual_plot(y, predictions)]
-
-
-def roc_plot(y: np.ndarray, probabilities: np.ndarray) -> Plot:
-    false_positive, true_positive, _ = roc_curve(y, probabilities)
-    figure = Figure(figsize=(5, 4.5))
-    axes = figure.subplots()
-    area = auc(false_positive, true_positive)
-    axes.plot(false_positive, true_positive, label=f"model (AUC {area:.3f})")
-    axes.plot([0, 1], [0, 1], linestyle="--", color="grey", label="chance")
-    axes.set(xlabel="false positive rate", ylabel="true positive rate", xlim=(0, 1), ylim=(0, 1))
-    axes.legend(loc="lower right")
-    return Plot("roc_curve", "ROC curve (test split)", png(figure))
-
-
-def confusion_plot(y: np.ndarray, predicted: np.ndarray, classes: list[str]) -> Plot:
-    counts = confusion_matrix(y, predicted, labels=list(range(len(classes))))
-    size = 2.5 + 0.5 * len(classes)
-    figure = Figure(figsize=(size + 1, size))
-    axes = figure.subplots()
-    image = axes.imshow(counts, cmap="Blues")
-    figure.colorbar(image, ax=axes)
-    ticks = range(len(classes))
-    axes.set_xticks(ticks, classes, rotation=45, ha="right")
-    axes.set_yticks(ticks, classes)
-    axes.set(xlabel="predicted", ylabel="actual")
-    for (row, column), count in np.ndenumerate(counts):
-        dark = count > counts.max() / 2
-        axes.text(column, row, str(count), ha="center", va="center",
-                  color="white" if dark else "black")  # fmt: skip
-    return Plot("confusion_matrix", "Confusion matrix (test split)", png(figure))
+        predicted = (scores >= threshold).astype(int)
+        scores = np.column_stack([1 - scores, scores])
+    else:
+        predicted = scores.argmax(axis=1)
+    return [
+        curves.roc_plot(y, scores, labels), curves.pr_plot(y, scores, labels),
+        curves.confusion_plot(y, predicted, labels, threshold if task == "binary" else None),
+        curves.calibration_plot(y, scores, labels), curves.score_plot(y, scores, labels),
+    ]  # fmt: skip
 
 
 def predicted_vs_actual_plot(y: np.ndarray, predictions: np.ndarray) -> Plot:
-    if len(y) > MAX_POINTS:
-        keep = np.random.default_rng(0).choice(len(y), MAX_POINTS, replace=False)
-        y, predictions = y[keep], predictions[keep]
-    figure = Figure(figsize=(5, 4.5))
-    axes = figure.subplots()
+    y, predictions = _sample(y, predictions)
+    figure, axes = new_figure()
     axes.scatter(y, predictions, s=8, alpha=0.4)
     low, high = float(min(y.min(), predictions.min())), float(max(y.max(), predictions.max()))
     axes.plot([low, high], [low, high], linestyle="--", color="grey", label="perfect")
@@ -76,8 +70,69 @@ def predicted_vs_actual_plot(y: np.ndarray, predictions: np.ndarray) -> Plot:
     return Plot("predicted_vs_actual", "Predicted against actual (test split)", png(figure))
 
 
+def residuals_plot(y: np.ndarray, predictions: np.ndarray) -> Plot:
+    residuals = y - predictions
+    figure = Figure(figsize=(9, 4))
+    left, right = figure.subplots(1, 2)
+    shown_predictions, shown_residuals = _sample(predictions, residuals)
+    left.scatter(shown_predictions, shown_residuals, s=8, alpha=0.4)
+    left.axhline(0, linestyle="--", color="grey")
+    left.set(xlabel="predicted", ylabel="actual - predicted", title="residuals by prediction")
+    right.hist(residuals, bins=40, color="tab:blue", alpha=0.8)
+    right.axvline(0, linestyle="--", color="grey")
+    right.set(xlabel="actual - predicted", ylabel="rows", title="residual distribution")
+    return Plot("residuals", "Residuals (test split)", png(figure))
+
+
+def gain_plot(importance: dict[str, float], kind: str) -> Plot:
+    top = list(importance.items())[:TOP_FEATURES]
+    figure, axes = new_figure(height=1.5 + 0.28 * len(top), width=7)
+    axes.barh([name for name, _ in top][::-1], [share for _, share in top][::-1])
+    axes.set(xlabel=f"share of the model's {kind}")
+    return Plot("importance_gain", f"Feature importance (the model's {kind})", png(figure))
+
+
+def permutation_plot(importance: dict[str, dict[str, float]], metric: str) -> Plot:
+    top = list(importance.items())[:TOP_FEATURES][::-1]
+    figure, axes = new_figure(height=1.5 + 0.28 * len(top), width=7)
+    axes.barh([name for name, _ in top], [v["mean"] for _, v in top],
+              xerr=[v["std"] for _, v in top], color="tab:orange")  # fmt: skip
+    axes.axvline(0, color="grey", linewidth=0.8)
+    axes.set(xlabel=f"{metric} lost when the feature is shuffled")
+    return Plot("importance_permutation", "Permutation importance (test split)", png(figure))
+
+
+def trials_plot(trials: list[dict], metric: str, mode: str) -> Plot:
+    """The search's learning curve: each trial's validation score in the order trials ran,
+    per family, with the best so far."""
+    figure, axes = new_figure(width=7)
+    best = max if mode == "max" else min
+    for family in sorted({t["family"] for t in trials}):
+        points = [(i, t[metric]) for i, t in enumerate(trials, 1)
+                  if t["family"] == family and t.get(metric) is not None]  # fmt: skip
+        axes.scatter(*zip(*points, strict=True), s=18, label=family)
+    done = [(i, t[metric]) for i, t in enumerate(trials, 1) if t.get(metric) is not None]
+    running = [best(v for _, v in done[: k + 1]) for k in range(len(done))]
+    axes.step([i for i, _ in done], running, where="post", color="black", label="best so far")
+    axes.set(xlabel="trial", ylabel=f"validation {metric}")
+    axes.legend(loc="best")
+    return Plot("tuning_trials", f"Tuning trials: validation {metric} by trial", png(figure))
+
+
+def new_figure(*, width: float = 5.5, height: float = 4.5):
+    figure = Figure(figsize=(width, height))
+    return figure, figure.subplots()
+
+
 def png(figure: Figure) -> bytes:
     buffer = io.BytesIO()
     figure.tight_layout()
-    figure.savefig(buffer, format="png", dpi=100)
+    figure.savefig(buffer, format="png", dpi=90)
     return buffer.getvalue()
+
+
+def _sample(first: np.ndarray, second: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    if len(first) <= MAX_POINTS:
+        return first, second
+    keep = np.random.default_rng(0).choice(len(first), MAX_POINTS, replace=False)
+    return first[keep], second[keep]

@@ -1,4 +1,5 @@
-"""The evaluation report: one self-contained HTML page, plots embedded as base64 PNG."""
+"""The evaluation report: one self-contained HTML page (plots embedded as base64 PNG, no
+scripts, nothing fetched), from the run summary down to the model's parameters."""
 
 from __future__ import annotations
 
@@ -9,26 +10,41 @@ from html import escape
 from mlbatch_jobs.evaluate.plots import Plot
 
 STYLE = """
-body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 60rem; color: #222; }
+body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 64rem; color: #222; }
 table { border-collapse: collapse; margin: 0.5rem 0 1.5rem; }
-th, td { border: 1px solid #ccc; padding: 0.3rem 0.7rem; text-align: left; }
+th, td { border: 1px solid #ccc; padding: 0.3rem 0.7rem; text-align: left; vertical-align: top; }
 td.number { text-align: right; font-variant-numeric: tabular-nums; }
 th { background: #f4f4f4; }
+.passed { color: #176f2c; font-weight: 600; } .failed { color: #b00020; font-weight: 600; }
+.decision { border-left: 4px solid #888; padding: 0.2rem 1rem; background: #fafafa; }
 img { max-width: 100%; }
 """
 
 
+class Markup(str):
+    """HTML this module wrote itself: placed in a cell as it is (everything else is escaped)."""
+
+
 def render_report(
-    *, title: str, summary: dict, metrics: dict, rows: dict, params: dict, plots: list[Plot]
-) -> str:
+    *, title: str, summary: dict, gates: list[dict], decision: dict | None, metrics: dict,
+    intervals: dict, confidence: float, data: dict[str, dict], excluded: dict,
+    leaderboard: dict | None, plots: list[Plot], params: dict,
+) -> str:  # fmt: skip
     """The whole page as a string."""
     sections = [
         f"<h1>{escape(title)}</h1>",
         table(summary),
-        "<h2>Test metrics</h2>",
-        table({name: f"{value:.4f}" for name, value in metrics.items()}, numbers=True),
-        "<h2>Rows</h2>",
-        table(rows, numbers=True),
+        "<h2>Decision</h2>",
+        gates_table(gates) if gates else "<p>No quality gates in the spec.</p>",
+        decision_block(decision),
+        f"<h2>Test metrics ({confidence:.0%} bootstrap intervals)</h2>",
+        metrics_table(metrics, intervals),
+        "<h2>Data and features</h2>",
+        *(f"<h3>{escape(name)}</h3>{table(values)}" for name, values in data.items() if values),
+        "<h3>Columns not used as features</h3>",
+        table(excluded) if excluded else "<p>None.</p>",
+        "<h2>Leaderboard (validation split)</h2>",
+        leaderboard_table(leaderboard) if leaderboard else "<p>Not available.</p>",
         *(figure(plot) for plot in plots),
         "<h2>Model parameters</h2>",
         table({name: json.dumps(value) for name, value in params.items()}),
@@ -41,13 +57,53 @@ def render_report(
     )
 
 
-def table(values: dict, *, numbers: bool = False) -> str:
-    cell = '<td class="number">' if numbers else "<td>"
+def table(values: dict) -> str:
     body = "".join(
-        f"<tr><th>{escape(str(name))}</th>{cell}{escape(str(value))}</td></tr>"
-        for name, value in values.items()
+        f"<tr><th>{escape(str(name))}</th>{_cell(value)}</tr>" for name, value in values.items()
     )
     return f"<table>{body}</table>"
+
+
+def rows_table(header: list[str], rows: list[list]) -> str:
+    head = "".join(f"<th>{escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(_cell(v) for v in row) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def metrics_table(metrics: dict, intervals: dict) -> str:
+    rows = [[name, value, *intervals.get(name, ["", ""])] for name, value in metrics.items()]
+    return rows_table(["metric", "value", "low", "high"], rows)
+
+
+def gates_table(gates: list[dict]) -> str:
+    rows = [
+        [g["gate"], "undefined" if g["value"] is None else g["value"],
+         Markup('<span class="passed">passed</span>' if g["passed"]
+                else '<span class="failed">failed</span>')]
+        for g in gates
+    ]  # fmt: skip
+    return rows_table(["gate", "measured", "result"], rows)
+
+
+def decision_block(decision: dict | None) -> str:
+    if decision is None:
+        return "<p>Not registered: the registry is off for this spec.</p>"
+    shown = {k: v for k, v in decision.items() if v is not None}
+    return (
+        f'<div class="decision"><p><strong>{escape(decision["decision"])}</strong>: '
+        f"{escape(decision['reason'])}</p>{table(shown)}</div>"
+    )
+
+
+def leaderboard_table(leaderboard: dict) -> str:
+    metric = leaderboard["metric"]
+    rows = [
+        [entry["family"], entry.get(metric), entry.get("trials", ""), entry.get("completed", ""),
+         entry.get("rounds", ""), entry.get("seconds", "")]
+        for entry in leaderboard["families"]
+    ]  # fmt: skip
+    return rows_table(["family", f"validation {metric}", "trials", "completed", "rounds",
+                       "seconds"], rows)  # fmt: skip
 
 
 def figure(plot: Plot) -> str:
@@ -56,3 +112,15 @@ def figure(plot: Plot) -> str:
         f"<h2>{escape(plot.title)}</h2>"
         f'<img alt="{escape(plot.title)}" src="data:image/png;base64,{data}">'
     )
+
+
+def _cell(value) -> str:
+    if isinstance(value, Markup):
+        return f"<td>{value}</td>"
+    if isinstance(value, float):
+        return f'<td class="number">{value:.4f}</td>'
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f'<td class="number">{value}</td>'
+    if isinstance(value, (dict, list)):
+        value = json.dumps(value, default=str)
+    return f"<td>{escape(str(value))}</td>"

@@ -1,66 +1,138 @@
-"""The evaluate stage: score the trained model on the test split, write metrics and a report."""
+"""The evaluate stage: measure the trained model on the test split, check the quality gates,
+register and maybe promote it, and write metrics, plots and a report.
+
+Registration and promotion happen after the outputs are written and before the commit, as
+part of the stage's work: a failed gate still commits the evaluation (the run ends
+rejected, exit 3) but registers and promotes nothing.
+"""
 
 from __future__ import annotations
 
 import json
 import os
 
-import numpy as np
 import pandas as pd
 
 from mlbatch.errors import BadInput
+from mlbatch.spec.evaluate import METRIC_MODES, check_task_metrics
 from mlbatch.stage import StageContext
-from mlbatch_jobs.evaluate.metrics import compute_metrics
-from mlbatch_jobs.evaluate.model import load_model, predict, read_model_info
+from mlbatch.tasks import TUNING_METRIC
+from mlbatch_jobs.evaluate import inputs
+from mlbatch_jobs.evaluate.evaluation import Evaluation, evaluate_model
+from mlbatch_jobs.evaluate.gates import check_gates, failures
 
 
 def run(ctx: StageContext) -> None:
     # matplotlib caches fonts in MPLCONFIGDIR, read once when it is imported: point it at
     # scratch space first (a pod's home may be read-only), then import the plotting code.
     os.environ.setdefault("MPLCONFIGDIR", str(ctx.work_dir / "matplotlib"))
-    from mlbatch_jobs.evaluate.plots import task_plots
-    from mlbatch_jobs.evaluate.report import render_report
+    from mlbatch_jobs.evaluate.plots import all_plots
 
-    info = read_model_info(ctx.fetch("train", "model/model_info.json"))
-    model = load_model(info, ctx.fetch("train", f"model/{info['model_file']}"))
+    spec = ctx.spec.evaluate
+    model = inputs.trained_model(ctx)
     schema = json.loads(ctx.fetch("features", "feature_schema.json").read_text())
-    if schema["task"] != info["task"]:
-        raise BadInput(f"the model learned {info['task']}, but features prepared {schema['task']}")
+    task, features = model.info["task"], model.info["features"]
+    if schema["task"] != task:
+        raise BadInput(f"the model learned {task}, but features prepared {schema['task']}")
+    try:
+        check_task_metrics(spec, task)
+    except ValueError as error:
+        raise BadInput(f"evaluate: {error}") from None
+    target = schema.get("target_column", "__target")
     test = pd.read_parquet(ctx.fetch("features", "splits/test.parquet"))
-    x, y = split_arrays(test, info["features"], schema.get("target_column", "__target"))
+    x_test, y_test = inputs.split_arrays(test, features, target, "test")
+    valid = pd.read_parquet(ctx.fetch("features", "splits/valid.parquet"))
+    x_valid, y_valid = inputs.split_arrays(valid, features, target, "valid")
+    primary = spec.registry.metric or TUNING_METRIC[task][0]
+    result = evaluate_model(model, spec=spec, x_test=x_test, y_test=y_test, x_valid=x_valid,
+                            y_valid=y_valid, primary=primary)  # fmt: skip
+    gates = check_gates(spec.parsed_gates(), result.metrics)
+    print(f"[evaluate] {model.family} on {len(y_test)} test rows: {json.dumps(result.metrics)}")
 
-    task, classes = info["task"], info.get("classes")
-    predictions = predict(model, x)
-    metrics = compute_metrics(task, y, predictions, len(classes or ()))
-    plots = task_plots(task, y, predictions, classes)
-    print(f"[evaluate] {model.family} on {len(y)} test rows: {json.dumps(metrics)}")
-
-    rows = {**info.get("rows", {}), "test": len(y)}
+    trials = inputs.read_json_output(ctx, "train", "trials.json")
+    leaderboard = inputs.read_json_output(ctx, "train", "leaderboard.json")
+    plots = all_plots(result, y_test, classes=model.info.get("classes"), trials=trials)
     (ctx.out_dir / "plots").mkdir(exist_ok=True)
     for plot in plots:
         (ctx.out_dir / "plots" / f"{plot.name}.png").write_bytes(plot.png)
-    summary = {
-        "run": ctx.layout.run_id, "task": task, "target": info.get("target"),
-        "model": f"{model.family} {info.get('library_version', '')}".strip(),
-        "rounds": info.get("rounds"),
-        "tuned on": f"validation {info['tuning_metric']['name']} "
-                    f"{info['tuning_metric']['valid']:.4f}",
+    rows = {**model.info.get("rows", {}), "test": len(y_test)}
+    evaluation = {
+        "task": task, "target": schema.get("target"), "classes": model.info.get("classes"),
+        "model_family": model.family, "rows": rows, "metrics": result.metrics,
+        "intervals": result.intervals, "confidence": spec.confidence, "bootstrap": spec.bootstrap,
+        "threshold": result.threshold, "gates": gates,
+        "importance": {"model": result.importance, "model_kind": result.importance_kind,
+                       "permutation": result.permutation,
+                       "permutation_metric": result.permutation_metric},
     }  # fmt: skip
-    html = render_report(
-        title=f"mlbatch evaluation: {ctx.spec.name}", summary=summary, metrics=metrics,
-        rows=rows, params=info.get("params", {}), plots=plots,
+    _write_json(ctx.out_dir / "metrics.json", evaluation)
+
+    earlier = inputs.earlier_manifests(ctx)
+    decision = register_and_promote(ctx, evaluation, result, test=test, schema=schema,
+                                    primary=primary, earlier=earlier)  # fmt: skip
+    if decision is not None:
+        _write_json(ctx.out_dir / "promotion.json", decision)
+        print(f"[evaluate] {decision['decision']}: {decision['reason']}")
+    from mlbatch_jobs.evaluate.sections import write_report
+
+    write_report(ctx, model=model, schema=schema, evaluation=evaluation, decision=decision,
+                 earlier=earlier, leaderboard=leaderboard, plots=plots)  # fmt: skip
+    ctx.metrics.update(result.metrics)
+    ctx.metrics.update(
+        intervals=result.intervals, decision_threshold=result.threshold, gates=gates,
+        promotion=decision, model_family=model.family, test_rows=len(y_test),
     )  # fmt: skip
-    (ctx.out_dir / "report.html").write_text(html)
-    result = {"task": task, "model_family": model.family, "rows": rows, "metrics": metrics}
-    (ctx.out_dir / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
-    ctx.metrics.update(metrics, model_family=model.family, test_rows=len(y))
+    if not all(g["passed"] for g in gates):
+        ctx.rejected = True
+        ctx.metrics["gate_failures"] = failures(gates)
 
 
-def split_arrays(frame: pd.DataFrame, features: list[str], target: str) -> tuple[np.ndarray, ...]:
-    """The model's columns in its order, and the encoded target; BadInput if any is missing."""
-    missing = [c for c in [*features, target] if c not in frame.columns]
-    if missing:
-        raise BadInput(f"the test split lacks columns the model needs: {missing[:5]}")
-    if frame.empty:
-        raise BadInput("the test split has no rows")
-    return frame[features].to_numpy(dtype="float64"), frame[target].to_numpy()
+def register_and_promote(
+    ctx: StageContext, evaluation: dict, result: Evaluation, *, test: pd.DataFrame,
+    schema: dict, primary: str, earlier: dict,
+) -> dict | None:  # fmt: skip
+    """Register the model and apply the promotion rule; None when the registry is off."""
+    from mlbatch_jobs.evaluate.promotion import Candidate, promote
+    from mlbatch_jobs.evaluate.registration import register_model
+
+    settings = ctx.spec.evaluate.registry
+    if not settings.enabled:
+        return None
+    name = settings.name or ctx.spec.name
+    decision = {"registry": name, "version": None, "alias": settings.alias,
+                "rule": settings.promote, "metric": primary,
+                "candidate": result.metrics.get(primary)}  # fmt: skip
+    failed = failures(evaluation["gates"])
+    if failed:
+        return {
+            **decision,
+            "decision": "not registered",
+            "reason": f"quality gate failed: {failed}",
+        }
+    record = {
+        "task": evaluation["task"], "target": evaluation["target"],
+        "classes": evaluation["classes"], "model_family": evaluation["model_family"],
+        "metric": {"name": primary, "mode": METRIC_MODES[primary],
+                   "value": result.metrics.get(primary)},
+        "metrics": result.metrics, "threshold": result.threshold, "gates": evaluation["gates"],
+    }  # fmt: skip
+    registered = register_model(ctx, name, record=record, metrics_file=ctx.out_dir / "metrics.json",
+                                earlier=earlier)  # fmt: skip
+    print(f"[evaluate] registered {name}:{registered['version']}")
+    row_id = schema.get("row_id", "__row_id")
+    raw_test = inputs.raw_rows(ctx, "test", test[row_id].to_numpy(), row_id)
+    candidate = Candidate(
+        task=evaluation["task"], target=evaluation["target"], classes=evaluation["classes"],
+        metric=primary, score=result.metrics.get(primary), raw_test=raw_test,
+        y=test[schema.get("target_column", "__target")].to_numpy(),
+    )  # fmt: skip
+    promoted = promote(
+        ctx.layout.storage_uri, name, alias=settings.alias, rule=settings.promote,
+        version=registered["version"], candidate=candidate, run_id=ctx.layout.run_id,
+        work_dir=ctx.work_dir,
+    )  # fmt: skip
+    return {**decision, "version": registered["version"], **promoted}
+
+
+def _write_json(path, data: dict) -> None:
+    path.write_text(json.dumps(data, indent=2, default=str) + "\n")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -171,6 +172,64 @@ def create_exclusive(uri: str, data: bytes) -> bool:
         return tries > 1 and _content_equals(bucket, key, data)
 
     return _s3_call("create", uri, put)
+
+
+def replace_if(uri: str, data: bytes, *, version: str) -> bool:
+    """Replace an object only if it is still at `version` (as `stat` gave it); False if it
+    changed or is gone.
+
+    The primitive that moves pointers: a conditional put (If-Match on the ETag) on S3. On
+    file:// writers lock the folder, compare the mtime and give the new content a strictly
+    later one: mtimes tick coarsely, and two contents must never share a version.
+    """
+    path = local_path(uri)
+    if path is not None:
+        return _replace_file_if(path, data, version)
+    bucket, key = _split_s3(uri)
+    tries = 0
+
+    def put() -> bool:
+        nonlocal tries
+        tries += 1
+        try:
+            s3_client().put_object(Bucket=bucket, Key=key, Body=data, IfMatch=f'"{version}"')
+            return True
+        except Exception as error:
+            if _not_found(error):
+                return False
+            if _s3_error_code(error) not in (
+                "PreconditionFailed", "412", "ConditionalRequestConflict",
+            ):  # fmt: skip
+                raise
+        # A retried put whose first answer was lost finds its own object: that is a win.
+        return tries > 1 and _content_equals(bucket, key, data)
+
+    return _s3_call("replace", uri, put)
+
+
+def _replace_file_if(path: Path, data: bytes, version: str) -> bool:
+    import fcntl
+
+    try:
+        folder = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(folder, fcntl.LOCK_EX)  # released when the descriptor closes
+        try:
+            current = path.stat().st_mtime_ns
+        except FileNotFoundError:
+            return False
+        if str(current) != version:
+            return False
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
+        tmp.write_bytes(data)
+        stamp = max(time.time_ns(), current + 1)
+        os.utime(tmp, ns=(stamp, stamp))
+        os.replace(tmp, path)
+        return True
+    finally:
+        os.close(folder)
 
 
 def _content_equals(bucket: str, key: str, data: bytes) -> bool:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
+from mlbatch.errors import BadInput
 from mlbatch.spec.base import Model
 
 
 class PredictSpec(Model):
     model: str = Field(
-        description="NAME@ALIAS (e.g. flights-delay@production), NAME:VERSION, or a run id"
+        description="NAME@ALIAS (e.g. flights-delay@production), NAME:VERSION, or a run id "
+        "(that run's trained model)"
     )
     keep_columns: list[str] = Field(
         default_factory=list,
@@ -17,6 +19,24 @@ class PredictSpec(Model):
     )
     output: str | None = Field(
         default=None,
-        description="where to write the predictions (.parquet or .csv; relative to the storage "
-        "root); default: predictions.parquet in the predict stage's attempt folder",
+        description="where to publish the predictions too (.parquet or .csv; a URI, or a path "
+        "relative to the storage root); the stage's attempt folder always has a copy",
     )
+
+    @field_validator("model")
+    @classmethod
+    def _reference(cls, value: str) -> str:
+        from mlbatch.registry import parse_reference
+
+        try:
+            parse_reference(value)
+        except BadInput as error:
+            raise ValueError(str(error)) from None
+        return value
+
+    @field_validator("output")
+    @classmethod
+    def _format(cls, value: str | None) -> str | None:
+        if value is not None and not value.lower().endswith((".parquet", ".csv")):
+            raise ValueError(f"output {value!r} must end in .parquet or .csv")
+        return value
