@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
 from mlbatch import scoring
 from mlbatch.errors import BadInput
@@ -27,6 +28,15 @@ def read_json_output(ctx: StageContext, stage: str, path: str) -> dict | None:
     if path not in ctx.upstream(stage).outputs:
         return None
     return json.loads(ctx.fetch(stage, path).read_text())
+
+
+def read_trials(ctx: StageContext) -> tuple[pd.DataFrame, dict] | None:
+    """train's trials.parquet and its ranking ({metric, mode}), None if it wrote none."""
+    if "trials.parquet" not in ctx.upstream("train").outputs:
+        return None
+    table = pq.read_table(ctx.fetch("train", "trials.parquet"))
+    ranking = json.loads((table.schema.metadata or {}).get(b"mlbatch", b"{}"))
+    return table.to_pandas(), ranking
 
 
 def split_arrays(frame: pd.DataFrame, features: list[str], target: str, split: str):

@@ -1,5 +1,6 @@
-"""The evaluation plots, as PNG bytes: which ones a task gets, the regression plots, feature
-importance and the tuning trials (classification curves are in curves.py).
+"""The evaluation plots, as PNG bytes: which ones a task gets, the regression plots and
+feature importance (classification curves are in curves.py, the tuning trials' in
+tuning_plots.py).
 
 Figures are drawn on matplotlib's Figure directly, never through pyplot, so nothing needs
 a display and no global figure state outlives a call; PNGs render with Agg.
@@ -24,18 +25,15 @@ class Plot:
     png: bytes
 
 
-def all_plots(result, y: np.ndarray, *, classes: list | None, trials: dict | None) -> list[Plot]:
-    """Every plot of an Evaluation: the task's, importance, and the tuning trials if any."""
+def all_plots(result, y: np.ndarray, *, classes: list | None, tuning: list[Plot]) -> list[Plot]:
+    """Every plot of an Evaluation: the task's, importance, then the tuning plots."""
     threshold = result.threshold["value"] if result.threshold else 0.5
     plots = task_plots(result.task, y, result.scores, classes=classes, threshold=threshold)
     if result.importance:
         plots.append(gain_plot(result.importance, result.importance_kind))
     if result.permutation:
         plots.append(permutation_plot(result.permutation, result.permutation_metric))
-    scored = [t for t in (trials or {}).get("trials", []) if t.get(trials["metric"]) is not None]
-    if scored:
-        plots.append(trials_plot(scored, trials["metric"], trials["mode"]))
-    return plots
+    return [*plots, *tuning]
 
 
 def task_plots(
@@ -100,23 +98,6 @@ def permutation_plot(importance: dict[str, dict[str, float]], metric: str) -> Pl
     axes.axvline(0, color="grey", linewidth=0.8)
     axes.set(xlabel=f"{metric} lost when the feature is shuffled")
     return Plot("importance_permutation", "Permutation importance (test split)", png(figure))
-
-
-def trials_plot(trials: list[dict], metric: str, mode: str) -> Plot:
-    """The search's learning curve: each trial's validation score in the order trials ran,
-    per family, with the best so far."""
-    figure, axes = new_figure(width=7)
-    best = max if mode == "max" else min
-    for family in sorted({t["family"] for t in trials}):
-        points = [(i, t[metric]) for i, t in enumerate(trials, 1)
-                  if t["family"] == family and t.get(metric) is not None]  # fmt: skip
-        axes.scatter(*zip(*points, strict=True), s=18, label=family)
-    done = [(i, t[metric]) for i, t in enumerate(trials, 1) if t.get(metric) is not None]
-    running = [best(v for _, v in done[: k + 1]) for k in range(len(done))]
-    axes.step([i for i, _ in done], running, where="post", color="black", label="best so far")
-    axes.set(xlabel="trial", ylabel=f"validation {metric}")
-    axes.legend(loc="best")
-    return Plot("tuning_trials", f"Tuning trials: validation {metric} by trial", png(figure))
 
 
 def new_figure(*, width: float = 5.5, height: float = 4.5):

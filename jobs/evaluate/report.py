@@ -96,14 +96,24 @@ def decision_block(decision: dict | None) -> str:
 
 
 def leaderboard_table(leaderboard: dict) -> str:
+    """Each family's best trial: the score selection used, valid, CV and (read only) test."""
     metric = leaderboard["metric"]
     rows = [
-        [entry["family"], entry.get(metric), entry.get("trials", ""), entry.get("completed", ""),
+        [entry["family"], entry.get(metric), entry.get("valid", ""), cv_text(entry.get("cv")),
+         entry.get("test", ""), entry.get("trials", ""), entry.get("completed", ""),
          entry.get("rounds", ""), entry.get("seconds", "")]
         for entry in leaderboard["families"]
     ]  # fmt: skip
-    return rows_table(["family", f"validation {metric}", "trials", "completed", "rounds",
-                       "seconds"], rows)  # fmt: skip
+    selection = leaderboard.get("selection", "valid")
+    header = ["family", f"{metric} ({selection})", "valid", "cv", "test", "trials", "completed",
+              "rounds", "seconds"]  # fmt: skip
+    return rows_table(header, rows)
+
+
+def cv_text(cv: dict | None) -> str:
+    if not cv:
+        return ""
+    return f"{cv['mean']:.4f} ± {cv['std']:.4f} ({cv['folds']} folds)"
 
 
 def figure(plot: Plot) -> str:

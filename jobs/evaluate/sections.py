@@ -3,6 +3,8 @@ as etl and explore saw it, the features, and the training leaderboard."""
 
 from __future__ import annotations
 
+import numpy as np
+
 from mlbatch.manifest import Manifest
 from mlbatch.scoring import TrainedModel
 from mlbatch.stage import StageContext
@@ -40,6 +42,11 @@ def run_summary(ctx: StageContext, info: dict, evaluation: dict) -> dict:
     tuning = info.get("tuning_metric")
     if tuning:
         summary["tuned on"] = f"validation {tuning['name']} {tuning['valid']:.4f}"
+        if tuning.get("cv"):
+            scores = tuning["cv"]["scores"]
+            summary[f"cv {tuning['name']}"] = (
+                f"{np.mean(scores):.4f} ± {np.std(scores):.4f} over {len(scores)} folds"
+            )
     summary.update({f"{name} rows": count for name, count in evaluation["rows"].items()})
     threshold = evaluation["threshold"]
     if threshold:

@@ -49,9 +49,9 @@ def run(ctx: StageContext) -> None:
     gates = check_gates(spec.parsed_gates(), result.metrics)
     print(f"[evaluate] {model.family} on {len(y_test)} test rows: {json.dumps(result.metrics)}")
 
-    trials = inputs.read_json_output(ctx, "train", "trials.json")
     leaderboard = inputs.read_json_output(ctx, "train", "leaderboard.json")
-    plots = all_plots(result, y_test, classes=model.info.get("classes"), trials=trials)
+    plots = all_plots(result, y_test, classes=model.info.get("classes"),
+                      tuning=tuning_plots_of(ctx, leaderboard))  # fmt: skip
     (ctx.out_dir / "plots").mkdir(exist_ok=True)
     for plot in plots:
         (ctx.out_dir / "plots" / f"{plot.name}.png").write_bytes(plot.png)
@@ -61,6 +61,7 @@ def run(ctx: StageContext) -> None:
         "model_family": model.family, "rows": rows, "metrics": result.metrics,
         "intervals": result.intervals, "confidence": spec.confidence, "bootstrap": spec.bootstrap,
         "threshold": result.threshold, "gates": gates,
+        "cv": (model.info.get("tuning_metric") or {}).get("cv"),
         "importance": {"model": result.importance, "model_kind": result.importance_kind,
                        "permutation": result.permutation,
                        "permutation_metric": result.permutation_metric},
@@ -85,6 +86,18 @@ def run(ctx: StageContext) -> None:
     if not all(g["passed"] for g in gates):
         ctx.rejected = True
         ctx.metrics["gate_failures"] = failures(gates)
+
+
+def tuning_plots_of(ctx: StageContext, leaderboard: dict | None) -> list:
+    """Search progress and learning curves from train's trials, when it recorded them."""
+    from mlbatch_jobs.evaluate.tuning_plots import tuning_plots
+
+    found = inputs.read_trials(ctx)
+    if found is None or not found[1].get("metric"):
+        return []
+    trials, ranking = found
+    best = {f["family"]: f.get("trial_id") for f in (leaderboard or {}).get("families", [])}
+    return tuning_plots(trials, metric=ranking["metric"], mode=ranking["mode"], best=best)
 
 
 def register_and_promote(

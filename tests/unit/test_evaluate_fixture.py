@@ -87,7 +87,7 @@ def write_features(
 
 def write_train(folder: Path, features: Path, task: str, *, family: str, config: dict) -> None:
     """train's outputs as docs/stage-contract.md lays them out: the model in its native
-    format (or skops), model_info.json, trials.json and leaderboard.json."""
+    format (or skops), model_info.json, trials.parquet and leaderboard.json."""
     schema = json.loads((features / "feature_schema.json").read_text())
     names = [f["name"] for f in schema["features"]]
     splits = {n: pd.read_parquet(features / "splits" / f"{n}.parquet") for n in ("train", "valid")}
@@ -106,12 +106,33 @@ def write_train(folder: Path, features: Path, task: str, *, family: str, config:
         "rows": {"train": len(y), "valid": len(splits["valid"])},
     }  # fmt: skip
     (model_dir / "model_info.json").write_text(json.dumps(info, indent=2))
-    trials = [{"family": family, "config": config, "status": "ok", metric: 0.5 + 0.01 * i,
-               "rounds": ROUNDS, "seconds": 0.1} for i in range(3)]  # fmt: skip
-    ranking = {"metric": metric, "mode": mode}
-    (folder / "trials.json").write_text(json.dumps({**ranking, "trials": trials}))
-    best = {**trials[-1], "trials": 3, "completed": 3}
-    (folder / "leaderboard.json").write_text(json.dumps({**ranking, "families": [best]}))
+    write_tuning(folder, family, metric=metric, mode=mode, curves=family != "linear")
+
+
+def write_tuning(folder: Path, family: str, *, metric: str, mode: str, curves: bool) -> None:
+    """trials.parquet (three trials, with per-round curves when the family has rounds) and
+    leaderboard.json, as train writes them."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rounds = list(range(1, ROUNDS + 1, 5))
+    scores = [0.6, 0.7, 0.65]
+    table = pa.table({
+        "family": [family] * 3, "trial_id": ["t1", "t2", "t3"], "status": ["ok"] * 3,
+        metric: scores, "valid": scores,
+        "curve_rounds": [rounds if curves else None] * 3,
+        "curve_train": [[0.5 + r / 100 for r in rounds] if curves else None] * 3,
+        "curve_valid": [[0.5 + r / 200 for r in rounds] if curves else None] * 3,
+    })  # fmt: skip
+    ranking = {"mlbatch": json.dumps({"metric": metric, "mode": mode})}
+    pq.write_table(table.replace_schema_metadata(ranking), folder / "trials.parquet")
+    best = {
+        "family": family, "trial_id": "t2", metric: 0.7, "valid": 0.7, "cv": None, "test": 0.68,
+        "rounds": ROUNDS, "trials": 3, "completed": 3, "seconds": 0.1,
+    }  # fmt: skip
+    leaderboard = {"metric": metric, "mode": mode, "selection": "valid", "best": family,
+                   "families": [best]}  # fmt: skip
+    (folder / "leaderboard.json").write_text(json.dumps(leaderboard))
 
 
 def _fit_lightgbm(task, x, y, num_classes, config, folder, categorical) -> tuple[str, dict]:

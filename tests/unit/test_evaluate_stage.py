@@ -43,6 +43,8 @@ def test_evaluate_commits_metrics_plots_report_and_registers(tmp_path, task, fam
     expected = COMMON_PLOTS | (
         {"predicted_vs_actual", "residuals"} if task == "regression" else CLASSIFICATION_PLOTS
     )
+    if family != "linear":  # per-round curves: boosted trees (and forests), not linear models
+        expected.add("learning_curves")
     assert plots == expected
     assert {"metrics.json", "report.html", "promotion.json"} <= set(manifest.outputs)
     names = TASK_METRICS[task]
