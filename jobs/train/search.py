@@ -27,6 +27,7 @@ from mlbatch_jobs.train.trial import ROUNDS, TrialSettings, run_trial
 from mlbatch_jobs.train.tune_storage import TuneStorage
 
 ASHA_REDUCTION = 3  # keep the best third at each rung
+BACKSTOP_S = 30.0  # Tune ends every trial this long after the budget, whatever they do
 
 
 @dataclass(frozen=True)
@@ -83,15 +84,17 @@ def search(
 def search_family(
     family: str, data: SearchData, spec: TrainSpec, metric: TuningMetric, *,
     budget_s: float, plan: resources.TrialResources, storage: TuneStorage,
-    best: tuple[float, str] | None = None,
+    best: tuple[float, str] | None = None, searcher: Searcher | None = None,
 ) -> tune.ResultGrid:  # fmt: skip
-    """One Tune run over a family's space; every trial's result, failed ones included."""
+    """One Tune run over a family's space; every trial's result, failed ones included.
+    searcher: the spec's (searcher_for) unless given, as a benchmark replaying configs does."""
     # Tune stops every trial still running when its budget ends, and their results are
     # lost. So new trials start only until two margins before the end, running ones stop
-    # boosting one margin before it, which leaves them time to score and report, and
-    # Tune's own limit, the backstop, comes one margin after the end: a trial whose worker
-    # started late (a busy machine) still reports what it reached.
+    # boosting one margin before it, which leaves them time to score and report. Tune's
+    # own limit is only a backstop, well after the end: a trial whose worker started late
+    # (a busy machine takes seconds to import the libraries) still reports what it reached.
     margin = min(10.0, max(2.0, 0.1 * budget_s))
+    backstop = max(margin, BACKSTOP_S)
     end = time.time() + budget_s
     settings = TrialSettings(
         family=family, metric=metric, resources=plan, seed=spec.seed, deadline=end - margin,
@@ -101,8 +104,8 @@ def search_family(
     trainable = tune.with_resources(
         tune.with_parameters(run_trial, data=data, settings=settings), plan.ray_resources
     )
-    searcher = LaunchUntil(
-        searcher_for(spec), max_concurrent=plan.concurrency, cutoff=end - 2 * margin
+    limiter = LaunchUntil(
+        searcher or searcher_for(spec), max_concurrent=plan.concurrency, cutoff=end - 2 * margin
     )
     uses_rounds = load_family(family).uses_rounds
     tuner = tune.Tuner(
@@ -110,7 +113,7 @@ def search_family(
         param_space=search_space(family, data.main.task, spec.search_spaces.get(family)),
         tune_config=tune.TuneConfig(
             metric=metric.name, mode=metric.mode, num_samples=spec.num_samples,
-            time_budget_s=budget_s + margin, reuse_actors=True, search_alg=searcher,
+            time_budget_s=budget_s + backstop, reuse_actors=True, search_alg=limiter,
             scheduler=asha(spec) if uses_rounds and spec.scheduler == "asha" else FIFOScheduler(),
         ),
         run_config=tune.RunConfig(
@@ -138,23 +141,31 @@ def searcher_for(spec: TrainSpec) -> Searcher:
 def asha(spec: TrainSpec) -> ASHAScheduler:
     """Stops a trial at a rung (every few rounds) when it is not in the best third there."""
     grace = min(3 * spec.report_every, spec.max_rounds)
+    # Past max_t ASHA stops a trial; a trial that reaches max_rounds must still report its
+    # final scores (and checkpoint), so max_t lies one round beyond.
     return ASHAScheduler(
-        time_attr=ROUNDS, max_t=spec.max_rounds, grace_period=grace,
+        time_attr=ROUNDS, max_t=spec.max_rounds + 1, grace_period=grace,
         reduction_factor=ASHA_REDUCTION,
     )  # fmt: skip
 
 
 class LaunchUntil(ConcurrencyLimiter):
-    """Runs at most max_concurrent trials at once, and starts none after the cutoff time."""
+    """Runs at most max_concurrent trials at once, and starts none after the cutoff time,
+    except a family's first: every listed family gets a trial (which, past its deadline,
+    trains one round and reports)."""
 
     def __init__(self, searcher: Searcher, *, max_concurrent: int, cutoff: float):
         super().__init__(searcher, max_concurrent=max_concurrent)
         self.cutoff = cutoff
+        self.started = 0
 
     def suggest(self, trial_id: str) -> dict | str | None:
-        if time.time() >= self.cutoff:
+        if self.started and time.time() >= self.cutoff:
             return Searcher.FINISHED
-        return super().suggest(trial_id)
+        config = super().suggest(trial_id)
+        if isinstance(config, dict):
+            self.started += 1
+        return config
 
 
 def trial_record(family: str, result, metric: str) -> dict:

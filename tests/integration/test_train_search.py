@@ -1,0 +1,132 @@
+"""The Ray Tune search on a real local Ray (one for the module): every family ranked, ASHA
+stopping weak trials, the time budget honoured, Tune's state on a real S3 server."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
+from features_fixture import write_features_outputs  # noqa: E402
+
+from mlbatch import storage  # noqa: E402
+from mlbatch.errors import BadInput  # noqa: E402
+from mlbatch.runs import RunLayout, new_run_id  # noqa: E402
+from mlbatch.spec import TrainSpec  # noqa: E402
+from mlbatch_jobs.train.data import SearchData, training_data  # noqa: E402
+from mlbatch_jobs.train.metrics import tuning_metric  # noqa: E402
+from mlbatch_jobs.train.ray_runtime import local_ray  # noqa: E402
+from mlbatch_jobs.train.search import search  # noqa: E402
+from mlbatch_jobs.train.stage import best_models  # noqa: E402
+from mlbatch_jobs.train.tune_storage import TuneStorage, tune_storage  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module", autouse=True)
+def ray_for_module(tmp_path_factory):
+    with local_ray(tmp_path_factory.mktemp("ray"), num_cpus=2):
+        yield
+
+
+def search_data(tmp_path, task: str, rows: int = 600) -> SearchData:
+    schema = write_features_outputs(tmp_path / task, task, rows=rows)
+    splits = {n: pd.read_parquet(tmp_path / task / "splits" / f"{n}.parquet")
+              for n in ("train", "valid")}  # fmt: skip
+    return SearchData(training_data(schema, splits["train"], splits["valid"]))
+
+
+def local_storage(tmp_path) -> TuneStorage:
+    return TuneStorage(uri=f"file://{tmp_path}/tune", path=str(tmp_path / "tune"))
+
+
+def test_every_family_is_searched_and_ranked(tmp_path):
+    data = search_data(tmp_path, "binary")
+    spec = TrainSpec(models=["linear", "random_forest", "xgboost", "lightgbm"], num_samples=2,
+                     time_budget_s=80)  # fmt: skip
+    result = search(data, spec, tuning_metric("binary", None), storage=local_storage(tmp_path))
+
+    assert {t["family"] for t in result.trials} == set(spec.models)
+    ranked = [row["roc_auc"] for row in result.leaderboard]
+    assert ranked == sorted(ranked, reverse=True) and ranked[0] > 0.85
+    assert set(result.checkpoints) == {row["family"] for row in result.leaderboard}
+    models = best_models(result, tmp_path / "best")
+    assert set(models) == set(result.checkpoints)
+    done = [t for t in result.trials if t["status"] == "ok"]
+    assert all(t["node"] and t["cpus"] == 1 and t["device"] == "cpu" for t in done)
+    boosted = [t for t in done if t["family"] in ("xgboost", "lightgbm")]
+    assert all(len(t["curve_valid"]) == t["rounds"] for t in boosted)
+
+
+def test_asha_stops_weak_trials_early(tmp_path):
+    data = search_data(tmp_path, "regression")
+    # Half the trials learn 150 times slower: far behind at every rung, so ASHA stops them.
+    spec = TrainSpec(
+        models=["xgboost"], num_samples=8, time_budget_s=90, search="random",
+        report_every=5, max_rounds=300, early_stopping_rounds=300,
+        search_spaces={"xgboost": {"learning_rate": {"type": "choice", "values": [0.3, 0.002]},
+                                   "max_depth": 3}},
+    )  # fmt: skip
+    result = search(data, spec, tuning_metric("regression", None), storage=local_storage(tmp_path))
+
+    stopped = [t for t in result.trials if t["status"] == "early_stopped"]
+    completed = [t for t in result.trials if t["status"] == "ok"]
+    assert stopped, [(t["status"], t["rounds"], t["config"]) for t in result.trials]
+    assert all(t["rounds"] < spec.max_rounds for t in stopped)
+    assert any(t["config"]["learning_rate"] == 0.002 for t in stopped)
+    assert all(t["rounds"] == spec.max_rounds for t in completed)
+    assert result.leaderboard[0]["config"]["learning_rate"] == 0.3
+    assert result.leaderboard[0]["early_stopped"] == len(stopped)
+
+
+def test_the_time_budget_is_honoured_within_seconds(tmp_path):
+    data = search_data(tmp_path, "binary", rows=3000)
+    # Trials that would run for minutes: the deadline ends them, and they still report.
+    spec = TrainSpec(
+        models=["xgboost", "lightgbm"], num_samples=20, time_budget_s=20, scheduler="fifo",
+        max_rounds=200_000, early_stopping_rounds=200_000,
+        search_spaces={"xgboost": {"learning_rate": 0.0005},
+                       "lightgbm": {"learning_rate": 0.0005}},
+    )  # fmt: skip
+    started = time.time()
+    result = search(data, spec, tuning_metric("binary", None), storage=local_storage(tmp_path))
+    wall = time.time() - started
+
+    assert wall < spec.time_budget_s + 8, wall
+    assert {row["family"] for row in result.leaderboard} == {"xgboost", "lightgbm"}
+    assert len(result.trials) < 2 * spec.num_samples  # the budget ended the launching too
+
+
+def test_a_required_gpu_fails_before_any_trial(tmp_path):
+    data = search_data(tmp_path, "binary")
+    spec = TrainSpec(models=["xgboost"], resources={"gpu": "required"})
+    storage_ = local_storage(tmp_path)
+    with pytest.raises(BadInput, match="gpu is required, but the Ray cluster has no GPU"):
+        search(data, spec, tuning_metric("binary", None), storage=storage_)
+    assert not Path(storage_.path).exists()  # no Tune run was even created
+
+
+def test_tune_state_is_stored_on_s3(tmp_path, s3_env):
+    data = search_data(tmp_path, "multiclass")
+    layout = RunLayout(s3_env, new_run_id())
+    tune_at = tune_storage(layout, "1-abcd")
+    assert tune_at.uri == f"{layout.uri}/train/tune/1-abcd" and tune_at.filesystem is not None
+    spec = TrainSpec(models=["xgboost"], num_samples=2, time_budget_s=40)
+    result = search(data, spec, tuning_metric("multiclass", None), storage=tune_at)
+
+    stored = [uri[len(tune_at.uri) + 1 :] for uri in storage.list_uris(tune_at.uri)]
+    assert any(p.startswith("xgboost/experiment_state") for p in stored), stored
+    assert any(p.endswith("/checkpoint_000000/model.json") for p in stored), stored
+    params = next(p for p in stored if p.endswith("/params.json"))
+    assert "learning_rate" in json.loads(storage.read_bytes(f"{tune_at.uri}/{params}"))
+    model = best_models(result, tmp_path / "best")["xgboost"]  # fetched back from S3
+    predictions = model.predict(__import__("xgboost").DMatrix(
+        data.main.x_valid, feature_names=model.feature_names))  # fmt: skip
+    assert predictions.shape == (len(data.main.y_valid), 3)
+    assert np.allclose(predictions.sum(axis=1), 1.0)

@@ -1,0 +1,73 @@
+"""The train stage as a program: committed outputs, CV folds, a refit on train + valid,
+the report, progress in the log, and a required GPU refused before any trial."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
+from features_fixture import committed_features  # noqa: E402
+
+from mlbatch import storage  # noqa: E402
+from mlbatch.manifest import load_manifest  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+
+def run_train(layout, home: Path, env: dict | None = None) -> subprocess.CompletedProcess:
+    home.mkdir(exist_ok=True)
+    environment = {**os.environ, "HOME": str(home), **(env or {})}
+    environment.pop("MLBATCH_CODE_VERSION", None)
+    return subprocess.run(
+        [sys.executable, "-m", "mlbatch_jobs.train", "--run", layout.uri, "--attempt", "1-abcd"],
+        env=environment, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+
+
+def test_stage_scores_folds_refits_and_commits(tmp_path):
+    train = {"models": ["linear", "xgboost"], "num_samples": 2, "time_budget_s": 40,
+             "refit_on_train_valid": True}  # fmt: skip
+    layout = committed_features(tmp_path / "store", "binary", train=train, folds=3)
+    done = run_train(layout, tmp_path / "home")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
+    manifest, _ = load_manifest(layout, "train")
+    family = manifest.metrics["best_family"]
+    model_file = {"linear": "model/model.skops", "xgboost": "model/model.json"}[family]
+    assert set(manifest.outputs) == {model_file, "model/model_info.json", "trials.parquet",
+                                     "leaderboard.json", "report.html"}  # fmt: skip
+    assert manifest.metrics["tuning_metric"] == "roc_auc"
+    assert 0.85 < manifest.metrics["cv_roc_auc"] <= 1 and "test_roc_auc" in manifest.metrics
+
+    attempt = storage.local_path(layout.attempt_uri("train", "1-abcd"))
+    leaderboard = json.loads((attempt / "leaderboard.json").read_text())
+    assert leaderboard["selection"] == "cv" and leaderboard["best"] == family
+    assert all(entry["cv"]["folds"] == 3 and entry["test"] for entry in leaderboard["families"])
+    info = json.loads((attempt / "model" / "model_info.json").read_text())
+    assert info["refit"]["rows"] == 540 and info["tuning_metric"]["selection"] == "cv"
+    assert len(info["tuning_metric"]["cv"]["scores"]) == 3
+    trials = pq.read_table(attempt / "trials.parquet").to_pandas()
+    assert set(trials["family"]) == {"linear", "xgboost"} and "param_C" in trials
+    report = (attempt / "report.html").read_text()
+    assert "Leaderboard" in report and "data:image/png;base64," in report
+    assert "[train] progress" in done.stdout
+    tune_state = storage.local_path(storage.join(layout.uri, "train", "tune", "1-abcd"))
+    assert (tune_state / "xgboost").is_dir()
+    assert list((tmp_path / "home").iterdir()) == []  # Ray kept to scratch space
+
+
+def test_a_required_gpu_without_one_is_bad_input(tmp_path):
+    train = {"models": ["xgboost"], "resources": {"gpu": "required"}}
+    layout = committed_features(tmp_path / "store", "binary", train=train)
+    done = run_train(layout, tmp_path / "home")
+    assert done.returncode == 2, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "train: train.resources.gpu is required, but the Ray cluster has no GPU" in done.stderr
+    assert "[train] searching" not in done.stdout
+    assert load_manifest(layout, "train") is None
