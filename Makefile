@@ -36,3 +36,15 @@ clean:
 
 -include mk/images.mk
 -include mk/kind.mk
+
+QUALITY_VENVS ?= /tmp/mlbatch-quality
+.PHONY: bench-quality
+bench-quality: setup ## mlbatch vs FLAML and AutoGluon on the demo's splits (own venvs; never CI)
+	@for name in flaml autogluon; do \
+	  if [ ! -x $(QUALITY_VENVS)/$$name/bin/python ]; then \
+	    $(PYTHON) -m venv $(QUALITY_VENVS)/$$name && \
+	    $(QUALITY_VENVS)/$$name/bin/python -m pip install --quiet -r bench/quality/$$name-requirements.txt \
+	    || echo "== $$name: its environment did not install; the comparison skips it"; \
+	  fi; \
+	done
+	MLBATCH_QUALITY_VENVS=$(QUALITY_VENVS) $(BIN)/python bench/quality/run_quality.py $(QUALITY_ARGS)
