@@ -86,12 +86,12 @@ def advise(
     id_columns: Iterable[str],
     settings: ExploreSpec,
 ) -> dict[str, Any]:
-    """advice.json: per column an action (drop, flag or keep) with its reasons."""
-    facts = {name: column_facts(table.column(name)) for name in table.column_names}
-    scorable = [c for c in sample.columns if facts[c].kind != "other"]
-    scores = power.power_scores(sample[scorable], target, task, seed=settings.seed)
+    """advice.json: per column of the sample (the columns explore can analyse) an action
+    (drop, flag or keep) with its reasons."""
+    facts = {name: column_facts(table.column(name)) for name in sample.columns}
+    scores = power.power_scores(sample, target, task, seed=settings.seed)
     codes = integer_codes(sample, target, task, facts, settings)
-    reasons: dict[str, list[dict]] = {name: [] for name in table.column_names if name != target}
+    reasons: dict[str, list[dict]] = {name: [] for name in sample.columns if name != target}
 
     def add(column: str, check: str, message: str) -> None:
         if column in reasons:

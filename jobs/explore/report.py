@@ -94,7 +94,7 @@ def _target(target: Mapping[str, Any], plot: str | None) -> str:
             f"{rows}</table>\n<p>Minority class share: "
             f"{_share(target['minority_class_share'])}.</p>"
         )
-    return "\n".join([head, body, _image(plot, f"balance of {target['name']}")])
+    return "\n".join([head, body, advice_report.image(plot, f"balance of {target['name']}")])
 
 
 def _not_features(groups: Mapping[str, list[str]]) -> str:
@@ -143,7 +143,7 @@ def _columns(columns: list[Mapping[str, Any]]) -> str:
 def _missing(plot: str | None) -> str:
     if plot is None:
         return "<h2>Missing values</h2>\n<p>No column has missing values.</p>"
-    return "<h2>Missing values</h2>\n" + _image(plot, "missing share by column")
+    return "<h2>Missing values</h2>\n" + advice_report.image(plot, "missing share by column")
 
 
 def _distributions(summary: Mapping[str, Any], plot: str | None) -> str:
@@ -158,7 +158,7 @@ def _distributions(summary: Mapping[str, Any], plot: str | None) -> str:
         "<h2>Numeric distributions</h2>\n"
         f'<p class="muted">Histograms of {note}; candidate features first, then columns known '
         "only after prediction (identifiers and the target are left out).</p>\n"
-        + _image(plot, "distributions of numeric columns")
+        + advice_report.image(plot, "distributions of numeric columns")
     )
 
 
@@ -171,12 +171,6 @@ def _lineage(lineage: Mapping[str, Any]) -> str:
         for column, origin in lineage.items()
     )
     return f"<h2>Derived columns</h2>\n<ul>{items}</ul>"
-
-
-def _image(uri: str | None, alt: str) -> str:
-    if uri is None:
-        return ""
-    return f'<p><img src="{escape(uri)}" alt="{escape(alt)}"></p>'
 
 
 def _count(value: int) -> str:

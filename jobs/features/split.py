@@ -32,6 +32,8 @@ class Split:
 def split_rows(table: pd.DataFrame, labels: np.ndarray, task: str, spec: SplitSpec) -> Split:
     """Rows of each split (every row in exactly one), and folds when the spec asks."""
     rule = spec.model_dump(exclude_none=True)
+    if spec.strategy != "random":
+        rule.pop("stratify")  # only random splits are stratified
     rows = np.arange(len(table))
     strata = _strata(labels, task) if spec.stratify and spec.strategy == "random" else None
     if spec.strategy == "time":
@@ -149,6 +151,6 @@ def _groups(values: pd.Series) -> np.ndarray:
 
 
 def _boundary_text(value) -> str | float:
-    if isinstance(value, np.datetime64):
-        return str(pd.Timestamp(value).isoformat())
+    if isinstance(value, np.datetime64):  # times were made naive in UTC (_times)
+        return pd.Timestamp(value, tz="UTC").isoformat()
     return value.item() if hasattr(value, "item") else value

@@ -18,6 +18,7 @@ from mlbatch.preprocessing import (
     DATE_PARTS,
     FeatureCrosses,
     TransformerPlan,
+    as_datetimes,
     cross_name,
     date_feature_names,
 )
@@ -52,7 +53,7 @@ def choose(
             if choice.treatment["impute"] == "constant":
                 fill[column] = choice.treatment["fill_value"]
         elif kind == "date":
-            choice = _date(column, pd.to_datetime(values, utc=True, errors="coerce"), spec)
+            choice = _date(column, as_datetimes(values), spec)
             dates[column] = choice.treatment["parts"]
             parts = date_feature_names(column, dates[column], cyclical=spec.cyclical_dates)
             impute.update(dict.fromkeys(parts, "median"))

@@ -29,7 +29,9 @@ UNKNOWN_CODE = -1  # categories unseen in training, and missing values
 DATE_PARTS = ("year", "month", "day", "dayofweek", "hour")
 CYCLES = {"month": 12, "dayofweek": 7, "hour": 24}  # parts drawn on a circle as sin/cos
 CROSS_SEPARATOR = "_x_"
+ENCODINGS = ("codes", "target", "hashing")
 TARGET_ENCODER_FOLDS = 5
+SCORING_ROWS = 50_000  # training rows a feature selection scores features on
 
 # Every type a transformer file may contain beyond Python's plain containers (checked before
 # loading): exactly the ones build_transformer uses, nothing generic.
@@ -77,7 +79,7 @@ class TransformerPlan:
 
 class InputColumns(TransformerMixin, BaseEstimator):
     """Select the input columns; numbers as float64, categories as strings (one vocabulary
-    whatever dtype a file gave them), dates as UTC datetimes."""
+    whatever dtype a file gave them), dates as datetimes (see as_datetimes)."""
 
     def __init__(self, numeric=(), categorical=(), dates=()):
         self.numeric = numeric
@@ -98,8 +100,16 @@ class InputColumns(TransformerMixin, BaseEstimator):
             values = X[column]
             out[column] = values.astype("str").where(values.notna(), np.nan).astype(object)
         for column in self.dates:
-            out[column] = pd.to_datetime(X[column], utc=True, errors="coerce")
+            out[column] = as_datetimes(X[column])
         return out
+
+
+def as_datetimes(values: pd.Series) -> pd.Series:
+    """Datetimes in the time zone they carry, so that hours and weekdays are local (a
+    departure at 7 in New York is hour 7); text is parsed, offsets to UTC."""
+    if pd.api.types.is_datetime64_any_dtype(values):
+        return values
+    return pd.to_datetime(values, utc=True, errors="coerce")
 
 
 class DateFeatures(TransformerMixin, BaseEstimator):
@@ -222,15 +232,18 @@ class ReduceFeatures(TransformerMixin, BaseEstimator):
         return pd.concat([out, X[[c for c in X.columns if c in self.categorical]]], axis=1)
 
     def _relevance(self, X, y):
+        """Mutual information or tree importances, on at most SCORING_ROWS training rows
+        (both grow faster than linearly with rows, and a sample ranks features as well)."""
         from sklearn import ensemble, feature_selection
 
+        if len(X) > SCORING_ROWS:
+            rows = np.random.default_rng(self.random_state).choice(len(X), SCORING_ROWS, False)
+            X, y = X.iloc[np.sort(rows)], np.asarray(y)[np.sort(rows)]
         classify = self.task != "regression"
         if self.method == "mutual_info":
-            score = (
-                feature_selection.mutual_info_classif
-                if classify
-                else (feature_selection.mutual_info_regression)
-            )
+            score = feature_selection.mutual_info_regression
+            if classify:
+                score = feature_selection.mutual_info_classif
             discrete = X.columns.isin(self.categorical)
             return score(X, y, discrete_features=discrete, random_state=self.random_state)
         forest = ensemble.ExtraTreesClassifier if classify else ensemble.ExtraTreesRegressor
@@ -279,46 +292,40 @@ def build_transformer(plan: TransformerPlan) -> Pipeline:
 
 
 def _column_transformer(plan: TransformerPlan) -> ColumnTransformer:
-    branches = []
-    for strategy in ("median", "mean", "most_frequent"):
-        columns = [c for c, s in plan.impute.items() if s == strategy]
-        branches.append((f"impute_{strategy}", _imputer(strategy=strategy), columns))
-    for value in sorted(
-        {plan.fill_values.get(c, 0.0) for c, s in plan.impute.items() if s == "constant"}
-    ):
-        columns = [
-            c for c, s in plan.impute.items()
-            if s == "constant" and plan.fill_values.get(c, 0.0) == value
-        ]  # fmt: skip
-        branches.append((f"impute_constant_{value:g}", _imputer("constant", value), columns))
-    iterative = [c for c, s in plan.impute.items() if s == "iterative"]
-    branches.append((
-        "impute_iterative",
-        IterativeImputer(max_iter=10, random_state=plan.seed),
-        iterative,
-    ))  # fmt: skip
-    branches.append(("missing", MissingIndicator(features="all"), plan.indicators))
     by_encoding = {e: [c for c, x in plan.encoding.items() if x == e] for e in ENCODINGS}
     codes = OrdinalEncoder(
         handle_unknown="use_encoded_value", unknown_value=UNKNOWN_CODE,
         encoded_missing_value=UNKNOWN_CODE, min_frequency=plan.rare_min_count,
         max_categories=plan.max_categories, dtype=np.float64,
     )  # fmt: skip
-    branches.append(("codes", codes, by_encoding["codes"]))
-    branches.append(("target", _target_encoder(plan), by_encoding["target"]))
-    branches.append(("hashing", HashingEncoder(plan.hash_buckets), by_encoding["hashing"]))
-    # Empty branches are left out: a ColumnTransformer keeps them, but skops files stay smaller.
-    branches = [b for b in branches if b[2]]
+    branches = [
+        *_imputation_branches(plan),
+        ("missing", MissingIndicator(features="all"), plan.indicators),
+        ("codes", codes, by_encoding["codes"]),
+        ("target", _target_encoder(plan), by_encoding["target"]),
+        ("hashing", HashingEncoder(plan.hash_buckets), by_encoding["hashing"]),
+    ]
+    # A branch without columns has nothing to fit and nothing to save.
     return ColumnTransformer(
-        branches, remainder="drop", verbose_feature_names_out=False
+        [b for b in branches if b[2]], remainder="drop", verbose_feature_names_out=False
     ).set_output(transform="pandas")
 
 
-ENCODINGS = ("codes", "target", "hashing")
-
-
-def _imputer(strategy: str, fill_value: float | None = None) -> SimpleImputer:
-    return SimpleImputer(strategy=strategy, fill_value=fill_value, keep_empty_features=True)
+def _imputation_branches(plan: TransformerPlan) -> list[tuple]:
+    """One imputer per strategy (and per fill value), over the columns that use it."""
+    groups: dict[tuple[str, float | None], list[str]] = {}
+    for column, strategy in plan.impute.items():
+        value = plan.fill_values.get(column, 0.0) if strategy == "constant" else None
+        groups.setdefault((strategy, value), []).append(column)
+    branches = []
+    for (strategy, value), columns in groups.items():
+        if strategy == "iterative":
+            imputer = IterativeImputer(max_iter=10, random_state=plan.seed)
+        else:
+            imputer = SimpleImputer(strategy=strategy, fill_value=value, keep_empty_features=True)
+        name = f"impute_{strategy}" + (f"_{value:g}" if value is not None else "")
+        branches.append((name, imputer, columns))
+    return branches
 
 
 def _target_encoder(plan: TransformerPlan) -> TargetEncoder:

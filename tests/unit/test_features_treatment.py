@@ -242,3 +242,13 @@ def test_rows_missing_an_input_column_are_bad_input(default):
     _, _, result, table = default
     with pytest.raises(BadInput, match="lack columns"):
         result.transformer.transform(table.drop(columns=["low"]))
+
+
+def test_date_parts_are_local_to_the_column_time_zone():
+    local = pd.date_range("2013-01-01 05:00", periods=48, freq="h", tz="America/New_York")
+    rows = pd.DataFrame({"t": local})
+    steps = [preprocessing.InputColumns(dates=["t"]), preprocessing.DateFeatures({"t": ["hour"]})]
+    for step in steps:
+        rows = step.fit(rows).transform(rows)
+    assert rows["t_hour"].iloc[0] == 5  # departure at 5 in New York, not UTC's 10
+    assert rows["t_elapsed_days"].iloc[24] == pytest.approx(1.0)
