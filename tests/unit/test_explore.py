@@ -224,6 +224,7 @@ def write_etl_outputs(layout: RunLayout, data: pd.DataFrame, schema: dict) -> No
     assert commit(layout, manifest)
 
 
+@pytest.mark.slow  # starts the stage program
 def test_stage_program_commits_report_and_summary(tmp_path: Path):
     layout = RunLayout(storage_uri=storage.resolve_uri(str(tmp_path / "store")), run_id=RUN_ID)
     write_spec(
