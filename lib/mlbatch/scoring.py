@@ -21,12 +21,22 @@ from mlbatch.errors import BadInput
 from mlbatch.manifest import load_manifest, output_uri
 from mlbatch.runs import RunLayout, read_spec
 
-# Types a scikit-learn model file may hold beyond those skops trusts itself. functools.partial
-# only wraps a function, and skops checks that function on its own (here: check_array).
+# Every type a scikit-learn model file may hold (checked before loading): what train's
+# linear and random forest families save (jobs/train/sklearn_io.py, which lib cannot import),
+# their fitted tail (one-hot and scaling) included. Nothing generic.
 SKLEARN_TRUSTED_TYPES = frozenset({
+    "sklearn.pipeline.Pipeline",
+    "sklearn.compose._column_transformer.ColumnTransformer",
+    "sklearn.preprocessing._encoders.OneHotEncoder",
+    "sklearn.preprocessing._data.StandardScaler",
+    "sklearn.linear_model._logistic.LogisticRegression",
+    "sklearn.linear_model._ridge.Ridge",
+    "sklearn.ensemble._forest.RandomForestClassifier",
+    "sklearn.ensemble._forest.RandomForestRegressor",
+    "sklearn.tree._classes.DecisionTreeClassifier",
+    "sklearn.tree._classes.DecisionTreeRegressor",
     "sklearn.tree._tree.Tree",
-    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
-    "functools.partial", "sklearn.utils.validation.check_array",
+    "numpy.ndarray", "numpy.float64", "numpy.int64", "builtins.slice",
 })  # fmt: skip
 NULL_VALUES = ["", "NA", "N/A", "NaN", "nan", "null", "NULL", "None"]  # as etl reads CSV
 DEFAULT_THRESHOLD = 0.5

@@ -147,7 +147,6 @@ def predict(
         ),
     ] = None,  # fmt: skip
     storage_option: StorageOption = None,
-    output: OutputOption = Output.table,
 ) -> None:
     """Score new raw rows with a registered model or a run's model: its own transformer, then
     the model; the predictions keep the input's key columns."""
@@ -169,9 +168,6 @@ def predict(
     frame = scorer.prediction_frame(rows, keep=kept)
     described = {**scorer.describe(), "model": source, "rows": len(frame)}
     scoring.write_rows(frame, target_uri, metadata=described)
-    if output == Output.json:
-        _print_json({**described, "output": target_uri})
-        return
     where = f"{source['name']}:{source['version']}" if "version" in source else source["run_id"]
     console.print(f"{len(frame)} rows scored by {where} → {target_uri}", highlight=False,
                   soft_wrap=True)  # fmt: skip
