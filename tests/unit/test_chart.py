@@ -692,7 +692,8 @@ def test_the_seaweedfs_command_bucket_hook_and_helm_test_work_against_real_seawe
         )  # fmt: skip
     server = seaweedfs.SeaweedFS(
         endpoint=f"http://127.0.0.1:{s3}", access_key=keys["AWS_ACCESS_KEY_ID"],
-        secret_key=keys["AWS_SECRET_ACCESS_KEY"], data_dir=data, ports=ports, process=process,
+        secret_key=keys["AWS_SECRET_ACCESS_KEY"], data_dir=data, ports=ports,
+        command=[*container["command"], script], process=process,
     )  # fmt: skip
     try:
         pod_env = {**os.environ, **keys, "AWS_ENDPOINT_URL": server.endpoint,
