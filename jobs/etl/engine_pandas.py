@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 
 from mlbatch.errors import BadInput
+from mlbatch_jobs.etl import output
 from mlbatch_jobs.etl.plan import Plan
 from mlbatch_jobs.etl.reading import ORDER
 from mlbatch_jobs.etl.summary import (
@@ -29,8 +31,16 @@ from mlbatch_jobs.etl.validation import duplicate_keys
 MIN_SLICE_ROWS = 100_000  # below this, threads cost more than they save
 
 
-def run(plan: Plan, *, sample: int | None = None, seed: int = 0) -> tuple[pa.Table, Outcome]:
-    """The output table (sampled when asked) and what each step did."""
+def run(
+    plan: Plan, *, sample: int | None = None, seed: int = 0, staged: Path | None = None
+) -> tuple[pa.Table, Outcome]:
+    """The output table (sampled when asked) and what each step did.
+
+    Args:
+        staged: where to start writing the table (unsampled) while it is being summarized
+            and validated: Parquet encoding is single-threaded, the checks can share the
+            time. The stage renames the file into place once the table passed.
+    """
     threads = len(os.sched_getaffinity(0))
     reads = [plan.main.read_file(index) for index in range(len(plan.main.files))]
     table = pa.concat_tables([t for t, _ in reads])
@@ -52,6 +62,9 @@ def run(plan: Plan, *, sample: int | None = None, seed: int = 0) -> tuple[pa.Tab
             counts += segment_counts
         if ORDER in table.column_names:
             table = table.drop_columns([ORDER])
+        writing = (
+            pool.submit(output.write_parquet, table, staged) if staged and not sample else None
+        )
         summaries = list(
             pool.map(
                 lambda part: summarize(part, validator=plan.validator, target=plan.steps[-1].target,
@@ -59,10 +72,13 @@ def run(plan: Plan, *, sample: int | None = None, seed: int = 0) -> tuple[pa.Tab
                 _slices(table, threads),
             )
         )  # fmt: skip
+        duplicates = {
+            index: duplicate_keys(table, columns)
+            for index, columns in plan.validator.unique_rules()
+        }
+        if writing is not None:
+            writing.result()
     summary = merge_summaries([s for _, s in summaries], sample=sample)
-    duplicates = {
-        index: duplicate_keys(table, columns) for index, columns in plan.validator.unique_rules()
-    }
     if sample and table.num_rows > sample:
         hashes = np.concatenate([t[HASH].to_numpy() for t, _ in summaries])
         keep = np.sort(np.argsort(hashes, kind="stable")[:sample])

@@ -84,7 +84,9 @@ class Expression:
             raise BadInput(f"{self.where}: {self.text!r}: {message}") from None
         if isinstance(value, pa.ChunkedArray | pa.Array):
             return value
-        return pa.repeat(pa.scalar(value), table.num_rows)
+        chunks = table.column(0).chunks if table.num_columns else []
+        return pa.chunked_array([pa.repeat(pa.scalar(value), len(c)) for c in chunks],
+                                type=pa.scalar(value).type)  # fmt: skip
 
     def _eval(self, node: ast.AST, table: pa.Table) -> Any:
         match node:

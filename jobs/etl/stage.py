@@ -34,13 +34,22 @@ def run(ctx: StageContext) -> None:
     early = plan.validator.schema_findings(plan.output)
     if any(f.status == "failed" for f in early):
         _fail_validation(ctx, early, rows=None)
-    engine, why = choose_engine(etl.engine, files[etl.main_source])
+    widening = len(plan.output) / max(len(plan.main.types), 1)
+    engine, why = choose_engine(etl.engine, files[etl.main_source], widening=widening)
     print(f"engine {engine} ({why})")
     ctx.metrics.update(engine=engine, engine_reason=why)
     if engine == "pandas":
-        table, outcome = engine_pandas.run(plan, sample=etl.sample_rows, seed=etl.seed)
-        _check(ctx, plan, outcome)
-        output.write_table(table, ctx.out_dir, partition_by=etl.output.partition_by)
+        staged = ctx.out_dir / f"{output.TABLE}.tmp"  # never published under this name
+        try:
+            table, outcome = engine_pandas.run(
+                plan, sample=etl.sample_rows, seed=etl.seed, staged=staged
+            )
+            _check(ctx, plan, outcome)
+            output.write_table(
+                table, ctx.out_dir, partition_by=etl.output.partition_by, staged=staged
+            )
+        finally:
+            staged.unlink(missing_ok=True)
         rows, nulls = table.num_rows, {n: table[n].null_count for n in table.column_names}
     else:
         rows, nulls = _run_dask(ctx, plan)

@@ -102,7 +102,9 @@ class Validator:
                 allowed = self.allowed.get(index)
                 if allowed is None:
                     allowed = pa.array(rule.values).cast(values.type)
-                broken = pc.and_(values.is_valid(), pc.invert(pc.is_in(values, value_set=allowed)))
+                broken = pc.and_(
+                    pc.is_valid(values), pc.invert(pc.is_in(values, value_set=allowed))
+                )
                 partial[str(index)] = _count(values, broken)
         return partial
 
@@ -162,7 +164,9 @@ def smallest(example_lists: list[list]) -> list:
     however the rows were partitioned."""
     distinct = []
     for examples in example_lists:
-        distinct += [e for e in examples if e not in distinct]
+        for example in examples:
+            if example not in distinct:
+                distinct.append(example)
     return sorted(distinct, key=_sort_key)[:EXAMPLES]
 
 
@@ -174,11 +178,39 @@ def _sort_key(value) -> tuple:
 def duplicate_keys(table: pa.Table, columns: list[str]) -> tuple[int, list]:
     """(rows that repeat an earlier row's key, a few such keys) in a table holding every
     row of each key."""
-    counts = pa.TableGroupBy(table, columns, use_threads=False).aggregate([([], "count_all")])
-    repeated = counts.filter(pc.greater(counts["count_all"], 1))
-    extra = int(pc.sum(repeated["count_all"]).as_py() or 0) - repeated.num_rows
-    examples = repeated.select(columns).to_pylist()
-    return extra, smallest([[e if len(columns) > 1 else e[columns[0]] for e in examples]])
+    counts = pc.value_counts(key_codes(table, columns))
+    repeated = counts.filter(pc.greater(counts.field("counts"), 1))
+    if len(repeated) == 0:
+        return 0, []
+    extra = int(pc.sum(repeated.field("counts")).as_py()) - len(repeated)
+    keys = table.select(columns).filter(
+        pc.is_in(key_codes(table, columns), value_set=repeated.field("values"))
+    )
+    examples = [e if len(columns) > 1 else e[columns[0]] for e in keys.to_pylist()]
+    return extra, smallest([examples])
+
+
+def key_codes(table: pa.Table, columns: list[str]) -> pa.ChunkedArray:
+    """One int64 per row, equal exactly when the rows' keys are equal (nulls included)."""
+    code, size = None, 1
+    for column in columns:
+        encoded = pc.dictionary_encode(table[column], null_encoding="encode")
+        positions = pa.chunked_array([c.indices for c in encoded.chunks], type=pa.int32())
+        distinct = max((len(c.dictionary) for c in encoded.chunks), default=0) + 1
+        if code is None:
+            code = positions.cast(pa.int64())
+        else:
+            if size * distinct >= 1 << 62:  # renumber the codes so far before they overflow
+                code, size = _renumber(code)
+            code = pc.add(pc.multiply(code, distinct), positions.cast(pa.int64()))
+        size *= distinct
+    return code
+
+
+def _renumber(code: pa.ChunkedArray) -> tuple[pa.ChunkedArray, int]:
+    encoded = pc.dictionary_encode(code)
+    positions = pa.chunked_array([c.indices for c in encoded.chunks], type=pa.int32())
+    return positions.cast(pa.int64()), max(len(c.dictionary) for c in encoded.chunks) + 1
 
 
 def report(findings: list[Finding], rows: int) -> dict:

@@ -35,7 +35,8 @@ def parse(values: list, **declared) -> tuple[list, list]:
         (["05/01/2013 10:00", "x"], {"type": "timestamp", "format": "%d/%m/%Y %H:%M"},
          [datetime(2013, 1, 5, 10), None], [False, True]),
         (["2013-01-01T10:00:00Z", "2013-01-01 05:00:00"], {"type": "timestamp"},
-         [datetime(2013, 1, 1, 10, tzinfo=UTC), None], [False, True]),  # a mix: the first decides
+         [datetime(2013, 1, 1, 10, tzinfo=UTC), datetime(2013, 1, 1, 5, tzinfo=UTC)],
+         [False, False]),  # the first has an offset: instants, the others read as UTC
         (["2013-03-10 02:30:00", "2013-01-01 00:00:00"],
          {"type": "timestamp", "timezone": "America/New_York"},
          [None, datetime(2013, 1, 1, tzinfo=YORK)], [True, False]),  # 02:30 never happened there

@@ -49,7 +49,7 @@ def one(rule: dict, **kwargs):
          "not_null(carrier): 1 rows are null"),
         ({"rule": "range", "column": "flight", "min": 1, "max": 4}, "passed", 0, ""),
         ({"rule": "range", "column": "delay", "min": -60, "max": 1500}, "failed", 2,
-         "range(delay): 2 rows outside [-60.0, 1500.0], e.g. 2000.0, -300.0"),
+         "range(delay): 2 rows outside [-60.0, 1500.0], e.g. -300.0, 2000.0"),
         ({"rule": "allowed", "column": "carrier", "values": ["UA", "AA", "ZZ"]}, "passed", 0, ""),
         ({"rule": "allowed", "column": "carrier", "values": ["UA", "AA"]}, "failed", 1,
          "allowed(carrier): 1 rows not allowed, e.g. 'ZZ'"),
