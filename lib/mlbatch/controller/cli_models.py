@@ -83,8 +83,10 @@ def show(
         for column in ("move", "version", "previous", "at", "by", "reason"):
             history.add_column(column)
         for move in alias.history:
-            history.add_row(*(str(move.get(c, "")) for c in ("move", "version", "previous", "at",
-                                                               "by", "reason")))  # fmt: skip
+            history.add_row(
+                str(move["move"]), str(move["version"]), str(move["previous"] or "-"),
+                move["at"][:19].replace("T", " "), move["by"], move["reason"],
+            )  # fmt: skip
         console.print(history)
     lineage = record.get("lineage", {})
     console.print(f"lineage: {lineage.get('run_uri', '')}", highlight=False, soft_wrap=True)
@@ -102,15 +104,16 @@ def _show_versions(root: str, name: str, output: Output) -> None:
                      "aliases": {a: p.document() for a, p in pointers.items()}})  # fmt: skip
         return
     table = Table(title=f"model {name}", title_justify="left")
-    for column in ("version", "aliases", "run", "registered", "family", "metric"):
-        table.add_column(column)
+    # No registration time: the run id starts with it.
+    for column in ("version", "aliases", "run", "family", "metric"):
+        table.add_column(column, no_wrap=column in ("run", "metric"))
     for record in records:
         aliases = ", ".join(
             a for a, p in sorted(pointers.items()) if p.version == record["version"]
         )
         metric = record.get("metric") or {}
         shown = f"{metric['name']} {metric['value']:.4f}" if metric.get("value") is not None else ""
-        table.add_row(str(record["version"]), aliases, record["run_id"], record["registered"],
+        table.add_row(str(record["version"]), aliases, record["run_id"],
                       str(record.get("model_family", "")), shown)  # fmt: skip
     console.print(table)
 
