@@ -93,7 +93,8 @@ def score_plot(y: np.ndarray, scores: np.ndarray, labels: list[str]) -> Plot:
         axes.hist(
             scores[y == k, k], bins=bins, alpha=0.6, density=True, label=f"actual {labels[k]}"
         )
-        axes.hist(scores[y != k, k], bins=bins, alpha=0.6, density=True, label="others")
+        others = f"actual {labels[0]}" if len(labels) == 2 else "others"
+        axes.hist(scores[y != k, k], bins=bins, alpha=0.6, density=True, label=others)
         axes.set(xlabel=f"P({labels[k]})", ylabel="density")
         axes.legend(fontsize="small")
     return Plot(
