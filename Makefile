@@ -48,3 +48,7 @@ bench-quality: setup ## mlbatch vs FLAML and AutoGluon on the demo's splits (own
 	  fi; \
 	done
 	MLBATCH_QUALITY_VENVS=$(QUALITY_VENVS) $(BIN)/python bench/quality/run_quality.py $(QUALITY_ARGS)
+
+.PHONY: bench-large
+bench-large: setup ## the ETL on 50M synthetic flights, Dask engine (data in $MLBATCH_BENCH_DATA, default /tmp/mlbatch-bench)
+	$(BIN)/python bench/bench_etl.py --rows 50000000 --no-csv --no-demo --variants dask

@@ -169,6 +169,8 @@ class SourceReader:
             table = self._parse_raw(data, names, {}, False)
         except pa.ArrowInvalid as error:
             raise BadInput(f"{where}: {text_files.one_line(error)}") from None
+        if not complete:  # inferring: the columns that did not convert stay text
+            return table
         columns = [
             table[n] if n in table.column_names else pa.nulls(table.num_rows, pa.string())
             for n in types

@@ -178,14 +178,13 @@ def _sort_key(value) -> tuple:
 def duplicate_keys(table: pa.Table, columns: list[str]) -> tuple[int, list]:
     """(rows that repeat an earlier row's key, a few such keys) in a table holding every
     row of each key."""
-    counts = pc.value_counts(key_codes(table, columns))
+    codes = key_codes(table, columns)
+    counts = pc.value_counts(codes)
     repeated = counts.filter(pc.greater(counts.field("counts"), 1))
     if len(repeated) == 0:
         return 0, []
     extra = int(pc.sum(repeated.field("counts")).as_py()) - len(repeated)
-    keys = table.select(columns).filter(
-        pc.is_in(key_codes(table, columns), value_set=repeated.field("values"))
-    )
+    keys = table.select(columns).filter(pc.is_in(codes, value_set=repeated.field("values")))
     examples = [e if len(columns) > 1 else e[columns[0]] for e in keys.to_pylist()]
     return extra, smallest([examples])
 

@@ -150,6 +150,14 @@ def test_values_that_do_not_parse_become_null_or_drop_the_row(tmp_path, policy, 
     assert coercion.rows_dropped == (2 if policy == "drop" else 0)
 
 
+def test_a_bad_value_among_the_first_rows_follows_the_policy(tmp_path: Path):
+    (tmp_path / "early.csv").write_text("n,m\nx,a\n2,b\n")
+    table, coercion = read_whole(reader(tmp_path, "early.csv", columns={"n": "int64"},
+                                        on_error="null"))  # fmt: skip
+    assert table.column_names == ["n", "m"] and table["n"].to_pylist() == [None, 2]
+    assert coercion.bad == {"n": 1}
+
+
 def test_an_inferred_type_that_later_fails_says_how_to_fix_it(tmp_path: Path):
     lines = ["1"] * 70000 + ["1.5"]  # past the first MiB the inference saw
     (tmp_path / "late.csv").write_text("n,pad\n" + "\n".join(f"{v},{'x' * 12}" for v in lines))
