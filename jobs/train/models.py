@@ -45,6 +45,17 @@ class Curve:
     train: list[float] = field(default_factory=list)
     valid: list[float] = field(default_factory=list)
 
+    def thinned(self, points: int) -> Curve:
+        """At most about `points` evenly spaced rounds, the last one always kept: a curve
+        of 10^5 rounds says no more in a plot and weighs on every result Tune logs."""
+        step = max(len(self.rounds) // points, 1)
+        keep = sorted({*range(0, len(self.rounds), step), len(self.rounds) - 1} - {-1})
+        return Curve(
+            rounds=[self.rounds[i] for i in keep],
+            train=[self.train[i] for i in keep],
+            valid=[self.valid[i] for i in keep],
+        )
+
 
 @dataclass(frozen=True)
 class Fit:

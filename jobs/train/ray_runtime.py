@@ -9,6 +9,7 @@ import platform
 import secrets
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,6 +24,7 @@ MAX_TEMP_DIR_CHARS = 40
 # Ray caches the token in the process, so every cluster this process starts shares one.
 PROCESS_TOKEN = secrets.token_hex(32)
 # What this module sets, and what ray.init sets in os.environ itself.
+CONNECT_ATTEMPTS = 3
 RAY_VARIABLES = ("RAY_USAGE_STATS_ENABLED", "RAY_AUTH_TOKEN", "RAY_AUTH_MODE")
 
 
@@ -60,15 +62,26 @@ def ray_client(address: str) -> Iterator[None]:
     with _restored_environment(("RAY_IGNORE_VERSION_MISMATCH", "RAY_ADDRESS")):
         os.environ["RAY_IGNORE_VERSION_MISMATCH"] = "1"
         os.environ.pop("RAY_ADDRESS")  # ray.init would otherwise read it again
-        try:
-            context = ray.init(address)
-        except ConnectionError as error:
-            raise ConnectionError(f"cannot reach the Ray cluster at {address}: {error}") from None
+        context = _connect(address)
     try:
         check_versions(context.ray_version, context.python_version, address=address)
         yield
     finally:
         ray.shutdown()
+
+
+def _connect(address: str, attempts: int = CONNECT_ATTEMPTS):
+    """ray.init on a client address, tried again when the head fails to start the server
+    it runs for each client (Ray does, now and then, on a busy node)."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return ray.init(address)
+        except ConnectionError as error:
+            if attempt == attempts:
+                message = f"cannot reach the Ray cluster at {address}: {error}"
+                raise ConnectionError(message) from None
+            print(f"[train] connecting to {address} failed ({attempt}/{attempts}); again in 5s")
+            time.sleep(5)
 
 
 def check_versions(cluster_ray: str, cluster_python: str, *, address: str) -> None:

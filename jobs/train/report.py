@@ -5,6 +5,7 @@ per-parameter plots, and a profile of the trials."""
 from __future__ import annotations
 
 import base64
+import bisect
 import json
 import statistics
 from html import escape
@@ -50,13 +51,19 @@ def overfitting(trial: dict, mode: str) -> tuple[bool, float, float]:
     train, valid = trial.get("curve_train") or [], trial.get("curve_valid") or []
     if len(valid) < 5:
         return False, 0.0, 0.0
-    kept = min(int(trial["best_iteration"] or 0), len(valid) - 1)
-    early = max(kept // 10, 0)
+    kept = kept_index(trial)
+    early = kept // 10
     sign = 1.0 if mode == "max" else -1.0
     gap_early = sign * (train[early] - valid[early])
     gap_kept = sign * (train[kept] - valid[kept])
     big = gap_kept > OVERFIT_MIN_GAP * max(abs(valid[kept]), 1e-12)
     return big and gap_kept > OVERFIT_GAP_GROWTH * max(gap_early, 0.0), gap_early, gap_kept
+
+
+def kept_index(trial: dict) -> int:
+    """Where in the (thinned) curve the kept model's round is."""
+    kept_round = int(trial.get("best_iteration") or 0) + 1
+    return max(bisect.bisect_right(trial["curve_rounds"], kept_round) - 1, 0)
 
 
 def _trial(result: SearchResult, trial_id: str) -> dict:
@@ -86,8 +93,7 @@ def _curves(family: str, trial: dict, metric: str, mode: str) -> str:
         "by the kept round; more regularisation may help.</p>" if flagged
         else f"<p>Train-valid gap {early:.4f} early on, {kept:.4f} at the kept round.</p>"
     )  # fmt: skip
-    rounds = trial["curve_rounds"]
-    kept_round = rounds[min(int(trial["best_iteration"]), len(rounds) - 1)]
+    kept_round = trial["curve_rounds"][kept_index(trial)]
     plot = report_plots.curve_plot(family, trial, metric, kept_round)
     return f"<h3>{escape(family)}</h3>{note}{_image(plot, f'{family} curves')}"
 

@@ -27,6 +27,8 @@ from mlbatch_jobs.train.trial import ROUNDS, TrialSettings, run_trial
 from mlbatch_jobs.train.tune_storage import TuneStorage
 
 ASHA_REDUCTION = 3  # keep the best third at each rung
+# A baseline needs fewer trials to show where it stands: half a share of the budget.
+BUDGET_WEIGHT = {"linear": 0.5}
 BACKSTOP_S = 30.0  # Tune ends every trial this long after the budget, whatever they do
 
 
@@ -46,7 +48,7 @@ class SearchResult:
 def search(
     data: SearchData, spec: TrainSpec, metric: TuningMetric, *, storage: TuneStorage
 ) -> SearchResult:
-    """Search every family in spec.models on a running Ray; each gets an equal share of
+    """Search every family in spec.models on a running Ray; each gets its weighted share of
     what is left of the budget, so time a family does not use goes to the next."""
     cluster = resources.cluster_resources()
     resources.check_gpu_requirement(spec, cluster)  # before any trial starts
@@ -58,7 +60,8 @@ def search(
     results = {}
     for position, family in enumerate(spec.models):
         remaining = spec.time_budget_s - (time.time() - started)
-        share = max(remaining, 1.0) / (len(spec.models) - position)
+        weights = [BUDGET_WEIGHT.get(name, 1.0) for name in spec.models[position:]]
+        share = max(remaining, 1.0) * weights[0] / sum(weights)
         device = None if spec.resources.gpu == "never" else resources.gpu_device(family, cluster)
         plan = resources.plan_trials(load_family(family), spec, cluster, gpu_device=device)
         print(

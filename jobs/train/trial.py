@@ -20,6 +20,7 @@ from mlbatch_jobs.train.models import Fit, FitOptions
 from mlbatch_jobs.train.resources import TrialResources
 
 ROUNDS = "rounds"  # the result key ASHA measures a trial's progress by
+CURVE_POINTS = 500  # rounds of a trial's curve kept in its result
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,7 @@ def run_trial(config: dict, *, data: SearchData, settings: TrialSettings) -> Non
         if time.time() >= settings.deadline:
             break  # the budget is spent: the folds done so far make the score
         folds.append(_score(settings.metric, family, family.fit(config, fold, quiet), fold))
+    curve = fit.curve.thinned(CURVE_POINTS)
     result = {
         settings.metric.name: float(np.mean(folds)) if data.cv else valid,
         "valid": valid,
@@ -69,9 +71,9 @@ def run_trial(config: dict, *, data: SearchData, settings: TrialSettings) -> Non
         "device": settings.resources.device,
         "cpus": settings.resources.cpus,
         "gpus": settings.resources.gpus,
-        "curve_rounds": fit.curve.rounds,
-        "curve_train": fit.curve.train,
-        "curve_valid": fit.curve.valid,
+        "curve_rounds": curve.rounds,
+        "curve_train": curve.train,
+        "curve_valid": curve.valid,
         "final": True,
     }
     with tempfile.TemporaryDirectory(prefix="mlbatch-trial-") as folder:

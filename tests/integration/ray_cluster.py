@@ -66,7 +66,12 @@ class RayCluster:
 
     def _ray_start(self, *args: str) -> None:
         ray = Path(sys.executable).parent / "ray"
-        environment = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+        environment = {
+            **os.environ, "RAY_USAGE_STATS_ENABLED": "0",
+            # The head starts a server process per client and gives it 30 s by default: a
+            # busy 2-core machine can take longer just to import Ray.
+            "RAY_CLIENT_SERVER_CHECK_CHANNEL_TIMEOUT_S": "120",
+        }  # fmt: skip
         environment.pop("RAY_ADDRESS", None)
         process = subprocess.Popen(
             [str(ray), "start", "--disable-usage-stats", *args],

@@ -286,12 +286,22 @@ def test_importance_finds_the_hyperparameter_that_matters():
     assert importance.importances(importance.parameter_table(trials[:3], "rmse"), "rmse") == {}
 
 
+def test_long_curves_are_thinned_keeping_the_last_round():
+    from mlbatch_jobs.train.models import Curve
+
+    curve = Curve(list(range(1, 10_001)), [0.0] * 10_000, [1.0] * 10_000).thinned(500)
+    assert len(curve.rounds) == 501 and curve.rounds[0] == 1 and curve.rounds[-1] == 10_000
+    assert Curve([1, 2], [0.1, 0.2], [0.3, 0.4]).thinned(500).rounds == [1, 2]
+
+
 def test_overfitting_is_flagged_when_the_gap_grows():
     rounds = list(range(1, 101))
     train = [0.7 + 0.003 * r for r in rounds]
-    steady = {"curve_train": train, "curve_valid": [t - 0.01 for t in train], "best_iteration": 90}
+    steady = {"curve_rounds": rounds, "curve_train": train, "best_iteration": 90,
+              "curve_valid": [t - 0.01 for t in train]}  # fmt: skip
     assert overfitting(steady, "max")[0] is False
     valid = [0.7 + 0.001 * min(r, 30) for r in rounds]
-    growing = {"curve_train": train, "curve_valid": valid, "best_iteration": 90}
+    growing = {"curve_rounds": rounds, "curve_train": train, "curve_valid": valid,
+               "best_iteration": 90}  # fmt: skip
     flagged, early, kept = overfitting(growing, "max")
     assert flagged and kept > early
