@@ -42,16 +42,27 @@ def run(
             time. The stage renames the file into place once the table passed.
     """
     threads = len(os.sched_getaffinity(0))
-    reads = [plan.main.read_file(index) for index in range(len(plan.main.files))]
-    table = pa.concat_tables([t for t, _ in reads])
-    coercion = add_coercions([c for _, c in reads], plan.main.source.on_error)
-    if table.num_rows == 0:
-        files = ", ".join(f.uri for f in plan.main.files)
-        raise BadInput(f"source {plan.main.name}: no rows in {files}")
-    rows_read = table.num_rows + coercion.rows_dropped
-    counts = []
+    segments = _segments(plan.steps)
+    first = segments.pop(0) if segments[0][0].shuffle_keys is None else []
     with ThreadPoolExecutor(threads) as pool:
-        for segment in _segments(plan.steps):
+        # A file at a time, its slices on the threads through the first row-local steps:
+        # only one file's input is held beside the output so far.
+        parts, runs, coercions, rows_read = [], [], [], 0
+        for index in range(len(plan.main.files)):
+            table, coercion = plan.main.read_file(index)
+            coercions.append(coercion)
+            rows_read += table.num_rows + coercion.rows_dropped
+            done = list(pool.map(lambda part: run_steps(part, first), _slices(table, threads)))
+            parts += [t for t, _ in done]
+            runs += [c for _, c in done]
+        if rows_read == 0:
+            files = ", ".join(f.uri for f in plan.main.files)
+            raise BadInput(f"source {plan.main.name}: no rows in {files}")
+        table = pa.concat_tables(parts)
+        del parts, done
+        coercion = add_coercions(coercions, plan.main.source.on_error)
+        counts = add_counts(runs)
+        for segment in segments:
             if segment[0].shuffle_keys is not None:
                 table, segment_counts = run_steps(table, segment)
             else:
@@ -104,5 +115,7 @@ def _segments(steps: list) -> list[list]:
 
 def _slices(table: pa.Table, threads: int) -> list[pa.Table]:
     count = max(1, min(threads, table.num_rows // MIN_SLICE_ROWS))
+    if count == 1:
+        return [table]
     size = -(-table.num_rows // count)
-    return [table.slice(start, size) for start in range(0, max(table.num_rows, 1), size)]
+    return [table.slice(start, size) for start in range(0, table.num_rows, size)]

@@ -29,9 +29,10 @@ def describe_step(entry: dict) -> str:
         text += f"; +{entry['columns_added']} columns, {entry.get('unmatched', 0):,} rows unmatched"
         if entry.get("nulls_introduced"):
             text += f" ({entry['nulls_introduced']:,} nulls introduced)"
-        for key in ("duplicate_keys_dropped", "null_keys_dropped"):
+        for key, why in (("duplicate_keys_dropped", "a repeated key"),
+                         ("null_keys_dropped", "a null key")):  # fmt: skip
             if entry.get(key):
-                text += f"; {entry[key]:,} source rows dropped ({key.replace('_', ' ')[:-8]})"
+                text += f"; {entry[key]:,} rows of the source dropped for {why}"
     bad = {k.split(".", 1)[1]: v for k, v in entry.items() if k.startswith("bad_values.")}
     if bad:
         text += "; values that did not parse: " + ", ".join(f"{k} {v:,}" for k, v in bad.items())

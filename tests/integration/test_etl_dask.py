@@ -194,3 +194,12 @@ def test_s3_sources_on_dask_write_their_parts_to_the_bucket(s3_env, cluster):
     externals = sorted(i.uri.rsplit("/", 1)[-1] for i in manifest.inputs if i.kind == "external")
     assert externals == ["airlines.csv", "part-0.csv", "part-1.csv.gz", "part-2.csv",
                          "planes.jsonl", "weather.parquet"]  # fmt: skip
+
+
+def test_the_stage_starts_its_own_local_cluster(file_storage):
+    flights_raw(file_storage)
+    layout = make_run(file_storage, flights_etl(engine="dask", dask={"workers": 1}))
+    result = run_etl(layout, {"DASK_SCHEDULER_ADDRESS": ""})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert load_manifest(layout, "etl")[0].metrics["engine"] == "dask"
+    assert read_table(layout).num_rows == 4

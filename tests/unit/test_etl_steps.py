@@ -133,6 +133,17 @@ def test_cast_with_a_policy_counts_what_did_not_parse(tmp_path, policy, rows):
     assert outcome.steps[0]["rows_out"] == rows
 
 
+def test_a_file_with_only_a_header_adds_no_rows(tmp_path):
+    (tmp_path / "more").mkdir()
+    (tmp_path / "more" / "a.csv").write_text(FLIGHTS)
+    (tmp_path / "more" / "b.csv").write_text(FLIGHTS.splitlines()[0] + "\n")
+    spec = validate_spec({"name": "t", "target": "id",
+                          "etl": {"sources": {"f": {"uri": "more/*.csv"}}}})  # fmt: skip
+    files = {"f": resolve_files("f", spec.etl.sources["f"], f"file://{tmp_path}")}
+    table, outcome = engine_pandas.run(build_plan(spec, files))
+    assert table.num_rows == 5 and outcome.rows_read == 5
+
+
 def test_sampling_picks_the_same_rows_every_time(tmp_path):
     first = run(tmp_path, [], target="id", sample=3)[1]
     again = run(tmp_path, [], target="id", sample=3)[1]
