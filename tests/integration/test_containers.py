@@ -29,7 +29,7 @@ from mlbatch.controller.executor import StageTask, State
 from mlbatch.controller.runner import stage_task
 from mlbatch.manifest import load_manifest
 from mlbatch.runs import RunLayout, new_attempt_id, new_run_id, write_spec
-from mlbatch.spec import validate_spec
+from mlbatch.spec import STAGES, validate_spec
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]  # a first build from scratch
 
@@ -200,3 +200,29 @@ def test_file_storage_is_mounted_at_its_own_path(etl_image, tmp_path, say):
     check_committed(task)  # the run URI (file://<store>/runs/<id>) was valid inside too
     written = Path(storage.local_path(task.run_uri)) / "etl" / "_manifest.json"
     assert written.stat().st_uid == owner.st_uid
+
+
+# Imports every module of the stage's package (entry points aside: they run the stage).
+IMPORT_ALL = """
+import importlib, pkgutil, sys
+package = importlib.import_module(sys.argv[1])
+names = [m.name for m in pkgutil.walk_packages(package.__path__, package.__name__ + ".")]
+for name in names:
+    if not name.endswith(".__main__"):
+        importlib.import_module(name)
+"""
+
+
+@pytest.mark.parametrize("stage", [*STAGES, "predict"])
+def test_every_module_of_a_stage_imports_in_its_image(podman, stage):
+    """A stage's extra in pyproject.toml must carry all it imports: the local venv has
+    every extra, so only the image can tell. .ci/run builds every image first."""
+    image = f"localhost/mlbatch-{stage}:{code_version(stage)}"
+    if subprocess.run([podman, "image", "exists", image]).returncode != 0:
+        unavailable(f"{image} is not built (make images)")
+    result = subprocess.run(
+        [podman, "run", "--rm", "--read-only", "--tmpfs", "/tmp", "--user", "65532:65532",
+         "--network=none", image, "python", "-c", IMPORT_ALL, f"mlbatch_jobs.{stage}"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
