@@ -118,7 +118,6 @@ def build_run_command(
     launched_at: float, source_folders: tuple[Path, ...] = (),
 ) -> RunCommand:  # fmt: skip
     """The `run` command of one attempt; pure but for a stat of a file:// storage folder.
-
     `source_folders` (see `local_source_folders`) are mounted read-only at their own paths.
 
     Every value from the controller's environment or the task goes into the engine's own
@@ -303,7 +302,7 @@ def cpu_count(quantity: str) -> str:
 def _needs_host_network(stage_env: Mapping[str, str]) -> bool:
     endpoint = stage_env.get("AWS_ENDPOINT_URL_S3") or stage_env.get("AWS_ENDPOINT_URL") or ""
     ray = stage_env.get("RAY_ADDRESS", "")
-    ray = ray if "://" in ray else f"ray://{ray}"
+    ray = f"ray://{ray}" if ray and "://" not in ray else ray  # host:port has no scheme
     return any(_is_loopback(urlparse(url).hostname) for url in (endpoint, ray) if url)
 
 
