@@ -62,12 +62,17 @@ def fit_options(rounds: int) -> FitOptions:
 
 
 def calibrate(data: TrainingData, seconds: float) -> int:
-    """Rounds that make one trial take about `seconds` on one thread."""
-    probe = 40
-    started = time.perf_counter()
-    load_family("xgboost").fit(configurations(1, 99)[0], data, fit_options(probe))
-    per_round = (time.perf_counter() - started) / probe
-    return max(int(seconds / per_round), 10)
+    """Rounds that make one trial take about `seconds` on one thread: two probes tell the
+    time per round from the fixed cost (building the matrices, scoring)."""
+    family, config = load_family("xgboost"), configurations(1, 99)[0]
+    timings = {}
+    for rounds in (20, 100):
+        started = time.perf_counter()
+        family.fit(config, data, fit_options(rounds))
+        timings[rounds] = time.perf_counter() - started
+    per_round = max((timings[100] - timings[20]) / 80, 1e-4)
+    fixed = max(timings[20] - 20 * per_round, 0.0)
+    return max(int((seconds - fixed) / per_round), 10)
 
 
 _DATA: TrainingData | None = None

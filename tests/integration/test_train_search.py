@@ -48,8 +48,9 @@ def local_storage(tmp_path) -> TuneStorage:
 
 def test_every_family_is_searched_and_ranked(tmp_path):
     data = search_data(tmp_path, "binary")
-    spec = TrainSpec(models=["linear", "random_forest", "xgboost", "lightgbm"], num_samples=2,
-                     time_budget_s=80)  # fmt: skip
+    # XGBoost is searched in the other tests here; every family trains in test_train.py.
+    spec = TrainSpec(models=["linear", "random_forest", "lightgbm"], num_samples=2,
+                     time_budget_s=60)  # fmt: skip
     result = search(data, spec, tuning_metric("binary", None), storage=local_storage(tmp_path))
 
     assert {t["family"] for t in result.trials} == set(spec.models)
@@ -60,7 +61,7 @@ def test_every_family_is_searched_and_ranked(tmp_path):
     assert set(models) == set(result.checkpoints)
     done = [t for t in result.trials if t["status"] == "ok"]
     assert all(t["node"] and t["cpus"] == 1 and t["device"] == "cpu" for t in done)
-    boosted = [t for t in done if t["family"] in ("xgboost", "lightgbm")]
+    boosted = [t for t in done if t["family"] == "lightgbm"]
     assert all(len(t["curve_valid"]) == t["rounds"] for t in boosted)
 
 

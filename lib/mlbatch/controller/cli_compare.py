@@ -48,7 +48,8 @@ def comparison_table(boards: list[dict]):
     table = Table(title=title, title_justify="left")
     table.add_column("family")
     for board in boards:
-        table.add_column(f"{board['run_id']}\n{board['metric']} ({board['selection']})")
+        selection = board.get("selection", "valid")  # older leaderboards ranked on valid
+        table.add_column(f"{board['run_id']}\n{board['metric']} ({selection})")
     families = list(dict.fromkeys(e["family"] for b in boards for e in b["families"]))
     for family in families:
         cells = []
