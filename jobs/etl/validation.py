@@ -193,17 +193,30 @@ def key_codes(table: pa.Table, columns: list[str]) -> pa.ChunkedArray:
     """One int64 per row, equal exactly when the rows' keys are equal (nulls included)."""
     code, size = None, 1
     for column in columns:
-        encoded = pc.dictionary_encode(table[column], null_encoding="encode")
-        positions = pa.chunked_array([c.indices for c in encoded.chunks], type=pa.int32())
-        distinct = max((len(c.dictionary) for c in encoded.chunks), default=0) + 1
+        positions, distinct = _positions(table[column])
         if code is None:
-            code = positions.cast(pa.int64())
+            code = positions
         else:
             if size * distinct >= 1 << 62:  # renumber the codes so far before they overflow
                 code, size = _renumber(code)
-            code = pc.add(pc.multiply(code, distinct), positions.cast(pa.int64()))
+            code = pc.add(pc.multiply(code, distinct), positions)
         size *= distinct
     return code
+
+
+def _positions(values: pa.ChunkedArray) -> tuple[pa.ChunkedArray, int]:
+    """(a number per value, how many numbers there can be): for integers in a small range
+    the offset from the smallest (no hashing), otherwise the dictionary position."""
+    if pa.types.is_integer(values.type):
+        low, high = pc.min_max(values).values()
+        low, high = low.as_py(), high.as_py()
+        if low is not None and high - low < 1 << 24:
+            offsets = pc.subtract(values.cast(pa.int64()), low)
+            return pc.fill_null(offsets, high - low + 1), high - low + 2
+    encoded = pc.dictionary_encode(values, null_encoding="encode")
+    positions = pa.chunked_array([c.indices for c in encoded.chunks], type=pa.int32())
+    distinct = max((len(c.dictionary) for c in encoded.chunks), default=0) + 1
+    return positions.cast(pa.int64()), distinct
 
 
 def _renumber(code: pa.ChunkedArray) -> tuple[pa.ChunkedArray, int]:
