@@ -22,6 +22,8 @@ Stat = Callable[[str], "storage.ObjectInfo | None"]
 
 @dataclass(frozen=True)
 class SourceFile:
+    """One file of a source."""
+
     uri: str
     size: int
     format: str  # csv, parquet or jsonl

@@ -21,6 +21,8 @@ from mlbatch_jobs.etl.validation import Validator
 
 @dataclass
 class Plan:
+    """What the stage runs: the main source's reader, the step kernels, and what they make."""
+
     main: SourceReader
     steps: list[kernels.Step]  # the spec's steps, then dropping rows without a target
     schemas: list[pa.Schema]  # the table's schema after each step
@@ -38,6 +40,7 @@ class Plan:
 
 
 def build_plan(spec: PipelineSpec, files: dict[str, list[SourceFile]]) -> Plan:
+    """Read the joined sources, build every step and try it on an empty table."""
     etl = spec.etl
     transform = etl.transform_steps()
     main = SourceReader.open(etl.main_source, etl.sources[etl.main_source], files[etl.main_source])
@@ -123,6 +126,7 @@ class Lineage:
         self.derived: dict[str, dict] = {}
 
     def track(self, step: Step, kernel: kernels.Step, schema: pa.Schema) -> None:
+        """Follow one step; `schema` is the table's schema after it."""
         if step.join is not None:
             for column in kernel.right.table.column_names:
                 self.origin[column] = step.join.source
@@ -171,6 +175,13 @@ def _allowed_values(rules: list, tables: dict, schema: pa.Schema) -> dict[int, p
                 raise BadInput(f"etl.validation: source {rule.source} has no column {column!r}")
             values = pc.unique(table[column])
             if rule.column in schema.names:
-                values = values.cast(schema.field(rule.column).type)
+                wanted = schema.field(rule.column).type
+                try:
+                    values = values.cast(wanted)
+                except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                    raise BadInput(
+                        f"etl.validation: {rule.source}.{column} is {values.type}, "
+                        f"{rule.column} is {wanted}"
+                    ) from None
             allowed[index] = values
     return allowed

@@ -91,6 +91,7 @@ class SourceReader:
         return self.read_block(Block(index=index))
 
     def read_block(self, block: Block) -> tuple[pa.Table, Coercion]:
+        """One block, typed; with `with_order`, each row's input order in ORDER."""
         file = self.files[block.index]
         where = f"source {self.name}: file {file.uri}"
         if self.format == "parquet":

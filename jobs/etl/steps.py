@@ -22,6 +22,8 @@ Counts = dict[str, int]
 
 @dataclass
 class Step:
+    """A step kernel: `apply(table) -> (table, counts)`."""
+
     label: str  # "step 2 join weather": names the step in messages, logs and metrics
     shuffle_keys: list[str] | None = field(default=None, init=False)
 

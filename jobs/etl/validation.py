@@ -28,6 +28,8 @@ Partial = dict[str, tuple[int, list]]  # check id -> (rows that broke it, exampl
 
 @dataclass
 class Finding:
+    """One rule's result on the whole output."""
+
     rule: str  # "range", "not_null", ...
     columns: list[str]
     severity: str
@@ -109,6 +111,7 @@ class Validator:
         return partial
 
     def unique_rules(self) -> list[tuple[int, list[str]]]:
+        """(rule index, key columns) of the unique rules: each engine checks them its way."""
         return [(i, r.columns) for i, r in enumerate(self.rules) if isinstance(r, UniqueRule)]
 
     def findings(
@@ -151,6 +154,7 @@ class Validator:
 
 
 def merge_partials(partials: list[Partial]) -> Partial:
+    """Counts added up, examples merged (the smallest few)."""
     merged: Partial = {}
     for partial in partials:
         for key, (count, examples) in partial.items():
