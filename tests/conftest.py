@@ -9,6 +9,7 @@ import uuid
 import pytest
 from seaweedfs import SeaweedFS, find_weed
 
+import mlbatch.arrow_s3
 import mlbatch.storage
 
 
@@ -30,7 +31,7 @@ def seaweedfs():
 
 def _clear_storage_caches() -> None:
     mlbatch.storage.s3_client.cache_clear()
-    mlbatch.storage._arrow_s3.cache_clear()
+    mlbatch.arrow_s3.from_environment.cache_clear()
 
 
 @pytest.fixture

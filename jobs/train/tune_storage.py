@@ -1,9 +1,12 @@
-"""Where Tune keeps its own files: under the run's prefix, so they survive the pod.
+"""Where Tune keeps its own files: the train attempt's scratch folder in the run.
 
-`<run-uri>/train/tune/<attempt-id>/<family>/`: beside the attempt's outputs rather than
-among them, so the manifest lists only what the stage made (on file://, the attempt folder
-is published as it is). On s3:// Tune gets an explicit pyarrow filesystem holding the
-run's credentials, which a Ray cluster's workers use as they are.
+`<run-uri>/train/scratch/<attempt-id>/<family>/`: under the run's prefix, so trial
+checkpoints survive the pod and reach the stage from a Ray cluster's workers, but beside
+the attempt's outputs rather than among them, so the manifest lists only what the stage
+made. The stage removes the folder once it has fetched the best models (trials.parquet and
+the report keep what Tune recorded); `mlbatch gc` removes those of failed attempts. On
+s3:// Tune gets an explicit pyarrow filesystem that pickles without the keys
+(mlbatch.arrow_s3): Tune stores it in tuner.pkl beside the trials.
 """
 
 from __future__ import annotations
@@ -23,10 +26,14 @@ class TuneStorage:
 
 
 def tune_storage(layout: RunLayout, attempt: str) -> TuneStorage:
-    uri = storage.join(layout.uri, "train", "tune", attempt)
+    uri = layout.scratch_uri("train", attempt)
     local = storage.local_path(uri)
     if local is not None:
         local.mkdir(parents=True, exist_ok=True)
         return TuneStorage(uri=uri, path=str(local))
     filesystem, path = storage.arrow_filesystem(uri)
     return TuneStorage(uri=uri, path=path, filesystem=filesystem)
+
+
+def discard(at: TuneStorage) -> None:
+    storage.delete_tree(at.uri)

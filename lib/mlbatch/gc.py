@@ -1,4 +1,4 @@
-"""`mlbatch gc`: remove the outputs of attempts no manifest adopted.
+"""`mlbatch gc`: remove the outputs and scratch of attempts no manifest adopted.
 
 Only runs no controller is driving are touched (finished, or their heartbeat stale), so
 an attempt still writing is never pulled from under it. Logs of failed attempts are kept
@@ -43,17 +43,18 @@ def collect(
 
 
 def garbage(layout: RunLayout, *, logs: bool) -> list[str]:
-    """Objects under the run's attempt folders that no manifest adopted."""
+    """Objects under the run's attempt and scratch folders that no manifest adopted."""
     found = []
     for stage in ALL_STAGES:
         loaded = load_manifest(layout, stage)
         adopted = loaded[0].attempt if loaded else None
-        prefix = storage.join(layout.uri, stage, "attempts")
-        for uri in storage.list_uris(prefix):
-            attempt, _, path = uri[len(prefix) + 1 :].partition("/")
-            if attempt == adopted:
-                continue
-            if path.startswith(f"{LOG_DIR}/") and not logs:
-                continue
-            found.append(uri)
+        for folder in ("attempts", "scratch"):
+            prefix = storage.join(layout.uri, stage, folder)
+            for uri in storage.list_uris(prefix):
+                attempt, _, path = uri[len(prefix) + 1 :].partition("/")
+                if attempt == adopted:
+                    continue
+                if folder == "attempts" and path.startswith(f"{LOG_DIR}/") and not logs:
+                    continue
+                found.append(uri)
     return found

@@ -80,6 +80,11 @@ class RunLayout:
     def attempt_uri(self, stage: str, attempt: str) -> str:
         return storage.join(self.uri, stage, "attempts", attempt)
 
+    def scratch_uri(self, stage: str, attempt: str) -> str:
+        """An attempt's working files that must outlive its pod but are not outputs (Tune's
+        state): the stage removes them once it has what it needs; gc, for failed attempts."""
+        return storage.join(self.uri, stage, "scratch", attempt)
+
     def log_prefix(self, stage: str, attempt: str) -> str:
         return storage.join(self.attempt_uri(stage, attempt), LOG_DIR)
 

@@ -291,6 +291,16 @@ def delete(uri: str) -> None:
     _s3_call("delete", uri, lambda: s3_client().delete_object(Bucket=bucket, Key=key))
 
 
+def delete_tree(prefix_uri: str) -> None:
+    """Remove every object under a prefix (and, on file://, the folder itself)."""
+    path = local_path(prefix_uri)
+    if path is not None:
+        shutil.rmtree(path, ignore_errors=True)
+        return
+    for uri in list_uris(prefix_uri):
+        delete(uri)
+
+
 def copy(source_uri: str, target_uri: str) -> None:
     """Copy an object within one storage without moving the bytes through this process.
 
@@ -388,31 +398,10 @@ def arrow_filesystem(uri: str):
     path = local_path(uri)
     if path is not None:
         return fs.LocalFileSystem(), str(path)
+    from mlbatch import arrow_s3
+
     bucket, key = _split_s3(uri)
-    return _arrow_s3(), f"{bucket}/{key}"
-
-
-@lru_cache(maxsize=1)
-def _arrow_s3():
-    from pyarrow import fs
-
-    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
-    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
-    options: dict = {"region": region}
-    if endpoint:
-        parsed = urlparse(endpoint)
-        options.update(endpoint_override=parsed.netloc, scheme=parsed.scheme or "https")
-    # Take credentials from boto3's chain so both clients agree (keys, profiles, IRSA).
-    credentials = s3_client()._request_signer._credentials
-    if credentials is not None:
-        frozen = credentials.get_frozen_credentials()
-        options.update(
-            access_key=frozen.access_key,
-            secret_key=frozen.secret_key,
-            session_token=frozen.token,
-        )
-    options["retry_strategy"] = fs.AwsStandardS3RetryStrategy(max_attempts=10)
-    return fs.S3FileSystem(**options)
+    return arrow_s3.from_environment(), f"{bucket}/{key}"
 
 
 def _storage_error(action: str, uri: str, error: Exception) -> Exception:

@@ -3,6 +3,7 @@ committed. Each case is what someone will type or feed us one day."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,12 @@ def _spec(tmp: Path, text: str) -> list[str]:
     return ["run", str(path)]
 
 
+def _edited(old: str, new: str) -> str:
+    """The demo spec with one edit; the edit must apply, or the case tests nothing."""
+    assert re.search(old, SPEC, flags=re.M), f"examples/flights.yaml no longer has {old!r}"
+    return re.sub(old, new, SPEC, count=1, flags=re.M)
+
+
 def _data(tmp: Path, name: str, content: bytes, target: str = "y") -> list[str]:
     path = tmp / name
     path.write_bytes(content)
@@ -31,31 +38,31 @@ CASES = {
     "spec is a list": (lambda t: _spec(t, "- a\n- b\n"), "a spec is a YAML mapping"),
     "unknown top-level key": (lambda t: _spec(t, SPEC + "trian: {}\n"), "trian: unknown key"),
     "unknown nested key": (
-        lambda t: _spec(t, SPEC.replace("num_samples:", "num_sample:")),
+        lambda t: _spec(t, _edited(r"^  num_samples:", "  num_sample:")),
         "train.num_sample: unknown key",
     ),
     "wrong type": (
-        lambda t: _spec(t, SPEC.replace("num_samples: 6", "num_samples: six")),
+        lambda t: _spec(t, _edited(r"num_samples: \d+", "num_samples: six")),
         "train.num_samples",
     ),
     "missing target key": (
-        lambda t: _spec(t, SPEC.replace("target: delayed\n", "")),
+        lambda t: _spec(t, _edited(r"^target: delayed.*\n", "")),
         "target: required key is missing",
     ),
     "bad name": (
-        lambda t: _spec(t, SPEC.replace("name: flights-delay", "name: Flights Delay")),
+        lambda t: _spec(t, _edited(r"^name: flights-delay", "name: Flights Delay")),
         "name",
     ),
     "fractions not summing to 1": (
-        lambda t: _spec(t, SPEC.replace("test: 0.1", "test: 0.3")),
+        lambda t: _spec(t, _edited(r"test: 0\.1\b", "test: 0.3")),
         "must add up to 1",
     ),
     "join of an unknown source": (
-        lambda t: _spec(t, SPEC.replace("source: planes", "source: plains")),
+        lambda t: _spec(t, _edited(r"source: planes", "source: plains")),
         "'plains' is not one of the sources",
     ),
     "unknown model family": (
-        lambda t: _spec(t, SPEC.replace("models: [xgboost, lightgbm]", "models: [catboost]")),
+        lambda t: _spec(t, _edited(r"models: \[[^\]]*\]", "models: [catboost]")),
         "train.models.0",
     ),
     "spec file missing": (lambda t: ["run", str(t / "nope.yaml")], "cannot read spec"),
@@ -118,3 +125,21 @@ def test_bad_input(case: str, tmp_path: Path, file_storage: str):
     assert message and expected in " ".join(message), result.stderr
     committed = [u for u in storage.list_uris(file_storage) if u.endswith("_manifest.json")]
     assert committed == [] and runs.list_run_ids(file_storage) == []
+
+
+COMMANDS = ["run", "resume", "render", "demo-data", "status", "logs", "runs", "cancel", "gc",
+            "compare", "promote", "predict", "models", "models show"]  # fmt: skip
+
+
+@pytest.mark.parametrize("command", ["", *COMMANDS])
+def test_every_help_renders(command: str, tmp_path: Path):
+    result = mlbatch(*command.split(), "--help", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "Usage:" in result.stdout and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("args", [["runs", "--bogus"], ["bogus"], ["status"], ["run", "a", "b"]])
+def test_usage_errors_exit_2_without_a_traceback(args: list[str], tmp_path: Path):
+    result = mlbatch(*args, cwd=tmp_path)
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert "Error:" in result.stderr and "Traceback" not in result.stderr

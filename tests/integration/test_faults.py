@@ -19,7 +19,7 @@ from pipeline_checks import check_run, mlbatch
 from seaweedfs import SeaweedFS
 from small_tables import QUICK, cancer_csv
 
-from mlbatch import runs, storage
+from mlbatch import arrow_s3, runs, storage
 from mlbatch.manifest import load_manifest
 from mlbatch.runs import RunLayout
 from mlbatch.spec import STAGES
@@ -99,7 +99,7 @@ def test_storage_outage_mid_stage_then_gc_leaves_nothing_unaccounted(tmp_path):
             for name in env:
                 os.environ.pop(name, None)
             storage.s3_client.cache_clear()
-            storage._arrow_s3.cache_clear()
+            arrow_s3.from_environment.cache_clear()
 
 
 def test_a_stage_killed_mid_write_is_retried_and_nothing_half_written_commits(

@@ -117,7 +117,7 @@ def test_tune_state_is_stored_on_s3(tmp_path, s3_env):
     data = search_data(tmp_path, "multiclass")
     layout = RunLayout(s3_env, new_run_id())
     tune_at = tune_storage(layout, "1-abcd")
-    assert tune_at.uri == f"{layout.uri}/train/tune/1-abcd" and tune_at.filesystem is not None
+    assert tune_at.uri == f"{layout.uri}/train/scratch/1-abcd" and tune_at.filesystem is not None
     spec = TrainSpec(models=["xgboost"], num_samples=2, time_budget_s=40)
     result = search(data, spec, tuning_metric("multiclass", None), storage=tune_at)
 

@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
 from rich.live import Live
 
@@ -253,7 +252,7 @@ def main() -> None:
     except (typer.Abort, KeyboardInterrupt):
         print_error("aborted")
         sys.exit(130)
-    except click.ClickException as error:  # usage errors
+    except typer.TyperException as error:  # usage errors (typer carries its own click)
         error.show()
         sys.exit(ExitCode.BAD_INPUT)
     sys.exit(code if isinstance(code, int) else 0)

@@ -34,7 +34,7 @@ StorageOption = Annotated[
         "--storage",
         envvar="MLBATCH_STORAGE",
         help=f"Storage root: a path or file:// URI (default ./{DEFAULT_STORAGE}) "
-        "or s3://bucket[/prefix].",
+        "or s3://bucket\\[/prefix].",
         show_default=False,
     ),
 ]
