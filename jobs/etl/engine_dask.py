@@ -46,7 +46,7 @@ def run(
     filesystem.create_dir(root, recursive=True)
     parts = [(filesystem, f"{root}/part-{i:05d}.arrow") for i in range(len(blocks))]
     unique = plan.validator.unique_rules()
-    finish = {"validator": plan.validator, "target": plan.steps[-1].target, "sample": sample,
+    finish = {"validator": plan.validator, "target": plan.target, "sample": sample,
               "seed": seed, "unique": [columns for _, columns in unique],
               "compress": storage.local_path(parts_uri) is None}  # fmt: skip
     steps = client.scatter(plan.steps, broadcast=True, hash=False)

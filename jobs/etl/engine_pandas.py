@@ -78,7 +78,7 @@ def run(
         )
         summaries = list(
             pool.map(
-                lambda part: summarize(part, validator=plan.validator, target=plan.steps[-1].target,
+                lambda part: summarize(part, validator=plan.validator, target=plan.target,
                                        sample=sample, seed=seed),
                 _slices(table, threads),
             )

@@ -24,11 +24,12 @@ class Plan:
     """What the stage runs: the main source's reader, the step kernels, and what they make."""
 
     main: SourceReader
-    steps: list[kernels.Step]  # the spec's steps, then dropping rows without a target
+    steps: list[kernels.Step]  # the spec's steps, then (training) dropping rows without a target
     schemas: list[pa.Schema]  # the table's schema after each step
     validator: Validator
     origin: dict[str, str]  # output column -> the source it came from, or "derived"
     lineage: dict[str, dict]  # derived output column -> {expression, derived_from}
+    target: str | None  # None when scoring: rows to predict need no target, and none is dropped
     joins: dict[str, dict] = field(default_factory=dict)  # step label -> right rows dropped
     sources: dict[str, dict] = field(default_factory=dict)  # joined sources: rows, coercion
 
@@ -60,16 +61,18 @@ def build_plan(spec: PipelineSpec, files: dict[str, list[SourceFile]]) -> Plan:
         lineage.track(step, kernel, schema)
         built.append(kernel)
         schemas.append(schema)
-    _check_columns(spec, schema)
-    built.append(kernels.TargetStep(label="drop rows without a target", target=spec.target))
-    schemas.append(schema)
+    scoring = spec.predict is not None
+    _check_columns(spec, schema, scoring=scoring)
+    if not scoring:
+        built.append(kernels.TargetStep(label="drop rows without a target", target=spec.target))
+        schemas.append(schema)
     output = [n for n in schema.names if n != ORDER]
     return Plan(
         main=main, steps=built, schemas=schemas,
         validator=Validator(etl.validation, _allowed_values(etl.validation, tables, schema)),
         origin={c: lineage.origin.get(c, "derived") for c in output},
         lineage={c: v for c, v in lineage.derived.items() if c in output},
-        joins=joins, sources=sources,
+        target=None if scoring else spec.target, joins=joins, sources=sources,
     )  # fmt: skip
 
 
@@ -150,13 +153,15 @@ class Lineage:
         self.origin = {c: s for c, s in self.origin.items() if c in present}
 
 
-def _check_columns(spec: PipelineSpec, schema: pa.Schema) -> None:
+def _check_columns(spec: PipelineSpec, schema: pa.Schema, *, scoring: bool) -> None:
+    """Columns the spec names must exist; when scoring, not the target nor those known only
+    after the prediction time (new rows have neither)."""
     names = [n for n in schema.names if n != ORDER]
-    if spec.target not in names:
+    if spec.target not in names and not scoring:
         raise BadInput(
             f"target column {spec.target!r} is not in the table (columns: {', '.join(names)})"
         )
-    for key in ("known_after_prediction", "id_columns"):
+    for key in ("id_columns",) if scoring else ("known_after_prediction", "id_columns"):
         for column in getattr(spec, key):
             if column not in names:
                 raise BadInput(f"{key}: column {column!r} is not in the table")

@@ -103,7 +103,7 @@ def _check(ctx: StageContext, plan: Plan, outcome: Outcome) -> None:
         rows_in=rows_in,
         steps=steps,
         bad_values=report.bad_values(plan, outcome, steps),
-        rows_missing_target=steps[-1]["rows_in"] - steps[-1]["rows_out"],
+        rows_missing_target=steps[-1]["rows_in"] - steps[-1]["rows_out"] if plan.target else 0,
         rows_filtered=filtered,
         validation={s: statuses.count(s) for s in ("passed", "warned", "failed")},
     )
@@ -114,7 +114,13 @@ def _check(ctx: StageContext, plan: Plan, outcome: Outcome) -> None:
         _fail_validation(ctx, findings, rows=summary.rows)
     output.write_json(ctx.out_dir / VALIDATION, validation_report(findings, summary.rows))
     if summary.rows == 0:
-        raise BadInput("no rows left after the steps and dropping rows without a target")
+        raise BadInput(
+            "no rows left after the steps"
+            + (" and dropping rows without a target" if plan.target else "")
+        )
+    if plan.target is None:  # scoring: the model knows its task
+        ctx.metrics["task"] = None if spec.task == "auto" else spec.task
+        return
     values = summary.target_values.to_pandas().rename(spec.target)
     ctx.metrics["task"] = resolve_task(spec.task, pd.Series(values))
 

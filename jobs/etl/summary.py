@@ -70,14 +70,14 @@ def add_coercions(coercions: list[Coercion], policy: str) -> Coercion:
 
 
 def summarize(
-    table: pa.Table, *, validator: Validator, target: str, sample: int | None, seed: int
+    table: pa.Table, *, validator: Validator, target: str | None, sample: int | None, seed: int
 ) -> tuple[pa.Table, Summary]:
     """Summarize one slice of the output; when sampling, each row gets its hash column."""
     summary = Summary(
         rows=table.num_rows,
         nulls={name: table[name].null_count for name in table.column_names},
         checks=validator.check_rows(table),
-        target_values=pc.unique(table[target]).slice(0, TARGET_VALUES),
+        target_values=pc.unique(table[target]).slice(0, TARGET_VALUES) if target else None,
     )
     if sample:
         hashes = row_hashes(table, seed)
@@ -93,7 +93,8 @@ def merge_summaries(summaries: list[Summary], *, sample: int | None) -> Summary:
         merged.rows += summary.rows
         for name, count in summary.nulls.items():
             merged.nulls[name] = merged.nulls.get(name, 0) + count
-        values.append(summary.target_values)
+        if summary.target_values is not None:
+            values.append(summary.target_values)
     if values:
         merged.target_values = pc.unique(pa.chunked_array(values)).slice(0, TARGET_VALUES)
     if sample:

@@ -30,6 +30,19 @@ def stage_config(spec: PipelineSpec, stage: str) -> dict:
     return {**{k: whole[k] for k in SHARED_KEYS}, stage: whole.get(stage, {})}
 
 
+def cacheable(spec: PipelineSpec, stage: str) -> bool:
+    """False for a stage whose result depends on more than its inputs: evaluate when it
+    registers and promotes (the alias it compares against moves; a copy would register
+    nothing), and predict scoring with a model by alias (the alias moves)."""
+    if stage == "evaluate":
+        return not spec.evaluate.registry.enabled
+    if stage == "predict" and spec.predict is not None:
+        from mlbatch.registry import parse_reference
+
+        return parse_reference(spec.predict.model).alias is None
+    return True
+
+
 def content_digest(manifest: Manifest) -> str:
     """What a stage produced, by content: equal outputs give equal digests in any run."""
     outputs = sorted((path, out.sha256) for path, out in manifest.outputs.items())

@@ -1,4 +1,5 @@
-"""The code version: a hash of a stage's package, the shared library and the constraints.
+"""The code version: a hash of a stage's package, the shared library, the constraints and
+the stage's requirements in pyproject.toml (what its image installs).
 
 It keys the cache and tags the images. Images bake it in as MLBATCH_CODE_VERSION, since an
 installed package may not carry the constraints file it was built with.
@@ -9,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
+import tomllib
 from functools import lru_cache
 from pathlib import Path
 
@@ -26,6 +28,17 @@ def _constraints_file() -> Path | None:
         os.environ.get("MLBATCH_CONSTRAINTS") or LIBRARY_DIR.parent.parent / "constraints.txt"
     )
     return candidate if candidate.is_file() else None
+
+
+def _requirements(constraints: Path, stage: str | None) -> bytes:
+    """The requirements an image of the stage installs (the controller's: kubernetes), from
+    the pyproject.toml beside the constraints file; other edits to it change nothing."""
+    pyproject = constraints.parent / "pyproject.toml"
+    if not pyproject.is_file():
+        return b""
+    project = tomllib.loads(pyproject.read_text())["project"]
+    extra = project.get("optional-dependencies", {}).get(stage or "kubernetes", [])
+    return "\n".join([*project.get("dependencies", []), "--", *extra]).encode()
 
 
 @lru_cache
@@ -50,6 +63,7 @@ def code_version(stage: str | None = None) -> str:
     constraints = _constraints_file()
     if constraints is not None:
         digest.update(b"constraints.txt\0" + constraints.read_bytes())
+        digest.update(b"pyproject.toml\0" + _requirements(constraints, stage))
     return digest.hexdigest()[:12]
 
 

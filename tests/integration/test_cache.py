@@ -23,10 +23,13 @@ def _run(root: str, data, *extra: str) -> dict:
     return run_json(result)
 
 
+NO_REGISTRY = ("--set", "evaluate.registry.enabled=false")
+
+
 def test_a_second_run_is_taken_from_the_cache_and_stands_alone(tmp_path, file_storage):
     data = cancer_csv(tmp_path)
-    first = _run(file_storage, data)
-    second = _run(file_storage, data)
+    first = _run(file_storage, data, *NO_REGISTRY)
+    second = _run(file_storage, data, *NO_REGISTRY)
     assert all(second["stages"][s]["cached_from"] == first["run_id"] for s in STAGES)
     assert second["metrics"] == first["metrics"]
     status = run_json(mlbatch("status", second["run_id"], "--storage", file_storage, "-o", "json"))
@@ -37,8 +40,20 @@ def test_a_second_run_is_taken_from_the_cache_and_stands_alone(tmp_path, file_st
     check_run(file_storage, second["run_id"])
 
     # Its copies are in the cache now: a third run still hits.
-    third = _run(file_storage, data)
+    third = _run(file_storage, data, *NO_REGISTRY)
     assert third["stages"]["evaluate"]["cached_from"] == first["run_id"]
+
+
+def test_an_evaluation_that_registers_is_never_taken_from_the_cache(tmp_path, file_storage):
+    """Its promotion compares against an alias that may have moved since; a copy would
+    register nothing."""
+    data = cancer_csv(tmp_path)
+    first = _run(file_storage, data)
+    second = _run(file_storage, data)
+    assert second["stages"]["train"]["cached_from"] == first["run_id"]
+    assert "cached_from" not in second["stages"]["evaluate"]
+    registered = [run["metrics"]["promotion"]["version"] for run in (first, second)]
+    assert registered == [1, 2]
 
 
 def test_force_and_spec_changes_rerun_what_they_touch(tmp_path, file_storage):

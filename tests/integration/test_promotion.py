@@ -150,8 +150,8 @@ def test_predict_a_csv_never_seen_before(flow):
 
 def test_a_scoring_pipeline_runs_etl_then_predict(flow):
     folder, root = flow["folder"], flow["root"]
-    # The scoring table still has the label: etl requires a target column for now.
-    flow["truth"].to_csv(folder / "batch.csv", index=False)
+    # New rows have no label: etl neither needs the target nor drops rows for it.
+    flow["truth"].drop(columns=["churned"]).to_csv(folder / "batch.csv", index=False)
     spec = {
         "name": "churn-scoring", "target": "churned", "id_columns": ["account"],
         "etl": {"sources": {"batch": {"uri": str(folder / "batch.csv")}}},

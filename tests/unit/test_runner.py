@@ -47,6 +47,7 @@ class ScriptedExecutor:
                 run_id=task.run_id, stage=task.stage, attempt=task.attempt,
                 status="rejected" if code == 3 else "succeeded", exit_code=0 if code == 4 else code,
                 code_version=task.code_version, config_hash="x",
+                metrics={"gate_failures": "roc_auc >= 0.9 (measured 0.7412)"} if code == 3 else {},
                 profile=Profile(wall_s=1, cpu_s=1, peak_rss_mb=1),
                 started=time.time(), finished=time.time(),
             )  # fmt: skip
@@ -138,6 +139,7 @@ def test_failed_gate_ends_the_run_rejected(layout):
     executor = ScriptedExecutor(layout, {"evaluate": [3]}, rejected={"evaluate"})
     result = _controller(layout, executor).run()
     assert result.state == "rejected" and result.exit_code == 3
+    assert result.message == "evaluate: quality gate failed: roc_auc >= 0.9 (measured 0.7412)"
     assert runs.read_state(layout)["stages"]["evaluate"]["state"] == "REJECTED"
 
 

@@ -133,7 +133,7 @@ def _drive(layout: RunLayout, spec: PipelineSpec, executor, *, output: Output, f
         )
     controller = Controller(
         layout=layout, spec=spec, executor=executor, on_change=show, force=set(force),
-        poll_interval_s=0.5 if executor.name == "local" else 5.0,  # each poll is API calls
+        poll_interval_s=POLL_INTERVAL_S.get(executor.name, 5.0),
     )  # fmt: skip
     if live is not None:
         with live:
@@ -237,6 +237,11 @@ def demo_data(storage_option: StorageOption = None) -> None:
 cli_runs.register(app)
 cli_compare.register(app)
 cli_models.register(app)
+
+
+# Seconds between polls: a process table, a container engine, an API server (each poll
+# is API calls, and Jobs take seconds to start anyway).
+POLL_INTERVAL_S = {"local": 0.5, "container": 1.0, "kubernetes": 5.0}
 
 
 def main() -> None:

@@ -125,7 +125,7 @@ class Controller:
             if rejected and not self._running:
                 return self._finish(
                     "rejected", ExitCode.VALIDATION_FAILED, failed_stage=rejected[0],
-                    message=f"{rejected[0]}: quality gate failed",
+                    message=self._rejection(rejected[0]),
                 )  # fmt: skip
             if len(done) == len(self.stages):
                 return self._finish("succeeded", ExitCode.OK)
@@ -153,11 +153,21 @@ class Controller:
         self._cancel_checked = now
         return storage.exists(self.layout.cancel_uri)
 
+    def _rejection(self, stage: str) -> str:
+        """`evaluate: quality gate failed: roc_auc >= 0.9 (measured 0.7412)`."""
+        loaded = load_manifest(self.layout, stage)
+        failed = loaded[0].metrics.get("gate_failures") if loaded else None
+        return f"{stage}: quality gate failed" + (f": {failed}" if failed else "")
+
     def _launch(self, stage: str) -> None:
         record = self._stage(stage)
         attempt = runs.new_attempt_id(len(record["attempts"]) + 1)
         key, inputs = self._cache_key(stage)
-        if stage not in self.force and self._adopt_cached(stage, attempt, key, inputs):
+        if (
+            stage not in self.force
+            and cache.cacheable(self.spec, stage)
+            and self._adopt_cached(stage, attempt, key, inputs)
+        ):
             return
         task = stage_task(
             self.spec, self.layout, stage, attempt, env={**self.env, cache.CACHE_KEY_ENV: key}
