@@ -13,23 +13,11 @@ from sklearn.base import is_classifier
 from sklearn.pipeline import Pipeline
 
 from mlbatch.errors import BadInput
+from mlbatch.scoring import SKLEARN_TRUSTED_TYPES
 
-# Exactly the types the linear and random forest families save: their fitted tail (one-hot
-# and scaling), the estimators, and what those hold. Nothing generic.
-TRUSTED_TYPES = frozenset({
-    "sklearn.pipeline.Pipeline",
-    "sklearn.compose._column_transformer.ColumnTransformer",
-    "sklearn.preprocessing._encoders.OneHotEncoder",
-    "sklearn.preprocessing._data.StandardScaler",
-    "sklearn.linear_model._logistic.LogisticRegression",
-    "sklearn.linear_model._ridge.Ridge",
-    "sklearn.ensemble._forest.RandomForestClassifier",
-    "sklearn.ensemble._forest.RandomForestRegressor",
-    "sklearn.tree._classes.DecisionTreeClassifier",
-    "sklearn.tree._classes.DecisionTreeRegressor",
-    "sklearn.tree._tree.Tree",
-    "numpy.ndarray", "numpy.float64", "numpy.int64", "builtins.slice",
-})  # fmt: skip
+# Exactly the types the linear and random forest families save, shared with the scoring
+# code that loads them in evaluate, predict and the registry.
+TRUSTED_TYPES = SKLEARN_TRUSTED_TYPES
 
 
 def save_model(model: Pipeline, path: Path) -> Path:

@@ -22,7 +22,7 @@ from mlbatch.manifest import load_manifest, output_uri
 from mlbatch.runs import RunLayout, read_spec
 
 # Every type a scikit-learn model file may hold (checked before loading): what train's
-# linear and random forest families save (jobs/train/sklearn_io.py, which lib cannot import),
+# linear and random forest families save (jobs/train/sklearn_io.py uses this list too),
 # their fitted tail (one-hot and scaling) included. Nothing generic.
 SKLEARN_TRUSTED_TYPES = frozenset({
     "sklearn.pipeline.Pipeline",

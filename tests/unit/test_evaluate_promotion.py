@@ -8,7 +8,7 @@ import threading
 import numpy as np
 import pandas as pd
 import pytest
-from test_evaluate_fixture import evaluate_in_process, model_run
+from evaluate_fixture import evaluate_in_process, model_run
 
 from mlbatch import registry, storage
 from mlbatch_jobs.evaluate import promotion

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from browser import check_page
-from test_evaluate_fixture import model_run, run_stage_process
+from evaluate_fixture import model_run, run_stage_process
 
 from mlbatch import registry, storage
 from mlbatch.manifest import load_manifest

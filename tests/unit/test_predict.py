@@ -10,7 +10,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 from features_fixture import commit_attempt, raw_table
-from test_evaluate_fixture import (
+from evaluate_fixture import (
     commit_files,
     evaluate_in_process,
     model_run,
