@@ -9,7 +9,6 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-from features_fixture import commit_attempt, raw_table
 from evaluate_fixture import (
     commit_files,
     evaluate_in_process,
@@ -17,6 +16,7 @@ from evaluate_fixture import (
     new_run,
     run_stage_process,
 )
+from features_fixture import commit_attempt, raw_table
 
 from mlbatch import scoring, storage
 from mlbatch.errors import BadInput
