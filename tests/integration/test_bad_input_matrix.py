@@ -143,3 +143,13 @@ def test_usage_errors_exit_2_without_a_traceback(args: list[str], tmp_path: Path
     result = mlbatch(*args, cwd=tmp_path)
     assert result.returncode == 2, (result.stdout, result.stderr)
     assert "Error:" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_gate_the_declared_task_lacks_is_refused_before_anything_runs(tmp_path: Path):
+    """The demo declares `task: binary`: an RMSE gate cannot apply, so nothing starts."""
+    store = tmp_path / "store"
+    args = _spec(tmp_path, _edited(r"gates: \[[^\]]*\]", 'gates: ["rmse <= 30"]'))
+    result = mlbatch(*args, "--storage", str(store), cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert "evaluate.gates: rmse <= 30: binary models have no rmse" in result.stderr
+    assert not store.exists() or not any(store.rglob("run.json"))

@@ -15,7 +15,7 @@ STATE_STYLE = {
     "SUCCEEDED": "green", "RUNNING": "cyan", "PENDING": "dim", "FAILED": "red",
     "REJECTED": "yellow", "CANCELLED": "magenta", "SKIPPED": "dim",
 }  # fmt: skip
-REPORTS = {"explore": "report.html", "evaluate": "report.html"}
+REPORTS = {stage: "report.html" for stage in ("explore", "features", "train", "evaluate")}
 
 
 def stage_table(state: dict, *, title: str | None = None) -> Table:
@@ -29,10 +29,11 @@ def stage_table(state: dict, *, title: str | None = None) -> Table:
         record = state["stages"][stage]
         attempts = record["attempts"]
         last = attempts[-1] if attempts else {}
-        profile = last.get("profile") or {}
+        # A cached stage's profile is the run it came from: its cost here was a copy.
+        profile = {} if record.get("cached_from") else last.get("profile") or {}
         if profile:
             elapsed = f"{profile['wall_s']:.1f}s"
-        elif last.get("started"):
+        elif last.get("started") and not record.get("cached_from"):
             elapsed = f"{(last.get('ended') or time.time()) - last['started']:.1f}s"
         else:
             elapsed = ""

@@ -69,7 +69,8 @@ def check_task_metrics(spec: EvaluateSpec, task: str) -> None:
     for gate in spec.parsed_gates():
         if gate.metric not in allowed:
             raise ValueError(
-                f"gate {gate}: {task} models have no {gate.metric} ({', '.join(allowed)})"
+                f"evaluate.gates: {gate}: {task} models have no {gate.metric} "
+                f"({', '.join(allowed)})"
             )
     metric = spec.registry.metric
     if metric is not None and metric not in allowed:

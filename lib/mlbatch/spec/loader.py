@@ -116,12 +116,14 @@ def _describe(error: ValidationError, source: str, node: yaml.Node | None, overr
             "extra_forbidden": "unknown key",
             "missing": "required key is missing",
         }.get(item["type"], item["msg"])
+        if item["type"] == "value_error":  # our own validators' words, without pydantic's prefix
+            message = str(item["ctx"]["error"])
         if key in override_paths or any(p.startswith(f"{key}.") for p in override_paths):
             where = f"--set {key}"
         else:
             line = _line_of(node, item["loc"])
             where = f"{source}:{line}" if line else source
-        lines.append(f"{where}: {key}: {message}")
+        lines.append(f"{where}: {key}: {message}" if loc else f"{where}: {message}")
     return "\n".join(lines)
 
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from mlbatch.spec.base import Model, Task
 from mlbatch.spec.etl import EtlSpec
-from mlbatch.spec.evaluate import EvaluateSpec
+from mlbatch.spec.evaluate import EvaluateSpec, check_task_metrics
 from mlbatch.spec.execution import ExecutionSpec
 from mlbatch.spec.explore import ExploreSpec
 from mlbatch.spec.features import FeaturesSpec
@@ -38,3 +38,11 @@ class PipelineSpec(Model):
     @classmethod
     def _unique(cls, value: list[str]) -> list[str]:
         return list(dict.fromkeys(value))
+
+    @model_validator(mode="after")
+    def _metrics_fit_the_task(self) -> PipelineSpec:
+        """A declared task lets a gate on a metric it lacks fail here, before anything runs;
+        with `task: auto` evaluate checks once etl has resolved the task."""
+        if self.task != "auto":
+            check_task_metrics(self.evaluate, self.task)
+        return self
