@@ -17,7 +17,7 @@ from mlbatch_jobs.train.models import FitOptions, native_feature_names
 from mlbatch_jobs.train.ray_runtime import available_cpus, ray_session
 from mlbatch_jobs.train.search import SearchResult, search
 from mlbatch_jobs.train.tracking import leaderboard_document, write_json, write_trials
-from mlbatch_jobs.train.tune_storage import discard, tune_storage
+from mlbatch_jobs.train.tune_storage import tune_storage
 
 
 def run(ctx: StageContext) -> None:
@@ -35,7 +35,6 @@ def run(ctx: StageContext) -> None:
         print(f"[train] Ray: {where}; Tune state in {storage.uri}")
         result = search(data, spec, metric, storage=storage)
         models = best_models(result, ctx.work_dir / "best")
-    discard(storage)
     best = result.best
     family = load_family(best["family"])
     print(f"[train] best: {best['family']} {metric.name}={best[metric.name]:.5f}")

@@ -3,8 +3,8 @@
 `<run-uri>/train/scratch/<attempt-id>/<family>/`: under the run's prefix, so trial
 checkpoints survive the pod and reach the stage from a Ray cluster's workers, but beside
 the attempt's outputs rather than among them, so the manifest lists only what the stage
-made. The stage removes the folder once it has fetched the best models (trials.parquet and
-the report keep what Tune recorded); `mlbatch gc` removes those of failed attempts. On
+made. The committed attempt's folder stays with the run (`tune.ExperimentAnalysis` or
+`Tuner.restore` read it); `mlbatch gc` removes those of attempts no manifest adopted. On
 s3:// Tune gets an explicit pyarrow filesystem that pickles without the keys
 (mlbatch.arrow_s3): Tune stores it in tuner.pkl beside the trials.
 """
@@ -33,7 +33,3 @@ def tune_storage(layout: RunLayout, attempt: str) -> TuneStorage:
         return TuneStorage(uri=uri, path=str(local))
     filesystem, path = storage.arrow_filesystem(uri)
     return TuneStorage(uri=uri, path=path, filesystem=filesystem)
-
-
-def discard(at: TuneStorage) -> None:
-    storage.delete_tree(at.uri)

@@ -82,7 +82,7 @@ class RunLayout:
 
     def scratch_uri(self, stage: str, attempt: str) -> str:
         """An attempt's working files that must outlive its pod but are not outputs (Tune's
-        state): the stage removes them once it has what it needs; gc, for failed attempts."""
+        state); gc removes those of attempts no manifest adopted."""
         return storage.join(self.uri, stage, "scratch", attempt)
 
     def log_prefix(self, stage: str, attempt: str) -> str:

@@ -291,16 +291,6 @@ def delete(uri: str) -> None:
     _s3_call("delete", uri, lambda: s3_client().delete_object(Bucket=bucket, Key=key))
 
 
-def delete_tree(prefix_uri: str) -> None:
-    """Remove every object under a prefix (and, on file://, the folder itself)."""
-    path = local_path(prefix_uri)
-    if path is not None:
-        shutil.rmtree(path, ignore_errors=True)
-        return
-    for uri in list_uris(prefix_uri):
-        delete(uri)
-
-
 def copy(source_uri: str, target_uri: str) -> None:
     """Copy an object within one storage without moving the bytes through this process.
 

@@ -70,6 +70,7 @@ def _unadopted(layout: RunLayout) -> list[str]:
         attempt = layout.attempt_uri(stage, manifest.attempt)
         allowed |= {storage.join(attempt, path) for path in manifest.outputs}
         allowed |= set(storage.list_uris(layout.log_prefix(stage, manifest.attempt)))
+        allowed |= set(storage.list_uris(layout.scratch_uri(stage, manifest.attempt)))
     return [uri for uri in storage.list_uris(layout.uri) if uri not in allowed]
 
 
