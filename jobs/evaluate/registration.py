@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from mlbatch import registry, storage
+from mlbatch import registry, runs, storage
 from mlbatch.manifest import Manifest, output_uri
 from mlbatch.stage import StageContext
 
@@ -24,10 +24,9 @@ def register_model(
     features = ctx.upstream("features")
     for path in ("transformer.skops", "feature_schema.json"):
         files[path] = _stored(output_uri(layout, features, path), features, path)
-    spec = storage.read_bytes(layout.spec_uri)
-    files["spec.json"] = registry.Artifact(
-        layout.spec_uri, hashlib.sha256(spec).hexdigest(), len(spec)
-    )
+    spec_uri = runs.spec_file_uri(layout, runs.attempt_spec_name())  # what this run used
+    spec = storage.read_bytes(spec_uri)
+    files["spec.json"] = registry.Artifact(spec_uri, hashlib.sha256(spec).hexdigest(), len(spec))
     files["metrics.json"] = registry.Artifact(
         metrics_file, storage.sha256_file(metrics_file), metrics_file.stat().st_size
     )

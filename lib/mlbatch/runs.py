@@ -2,9 +2,11 @@
 
 <storage>/runs/<run-id>/
   spec.json                 immutable, written once before any stage
+  spec.<n>.json             a resume's edited spec (immutable too; run.json names the latest)
   run.json                  controller state: attempts, handles, timings, outcome
   <stage>/_manifest.json    the commit
   <stage>/attempts/<id>/    outputs and log of one attempt
+  <stage>/scratch/<id>/     an attempt's working state that is not output (Tune's)
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ from mlbatch.logs import LOG_DIR
 
 RUN_ID_PATTERN = re.compile(r"^\d{8}-\d{6}-[a-z0-9]{6}$")
 ATTEMPT_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,15}$")
+SPEC_NAME = "spec.json"
+SPEC_FILE_PATTERN = re.compile(r"^spec(\.[1-9][0-9]{0,5})?\.json$")
+SPEC_ENV = "MLBATCH_SPEC"  # set by the controller when attempts read a revision
 
 
 def new_run_id(now: datetime | None = None) -> str:
@@ -100,11 +105,37 @@ def write_spec(layout: RunLayout, spec: dict) -> None:
         raise BadInput(f"run {layout.run_id} already exists at {layout.uri}")
 
 
-def read_spec(layout: RunLayout) -> dict:
+def read_spec(layout: RunLayout, name: str = SPEC_NAME) -> dict:
+    """The run's spec.json, or one of its revisions (`spec.<n>.json`, see write_revision)."""
     try:
-        return json.loads(storage.read_bytes(layout.spec_uri))
+        return json.loads(storage.read_bytes(spec_file_uri(layout, name)))
     except FileNotFoundError:
-        raise BadInput(f"no run at {layout.uri} (spec.json is missing)") from None
+        raise BadInput(f"no run at {layout.uri} ({name} is missing)") from None
+
+
+def current_spec_name(layout: RunLayout) -> str:
+    """The spec the run's next attempts use: its latest revision, recorded in run.json."""
+    return (read_state(layout) or {}).get("spec", SPEC_NAME)
+
+
+def spec_file_uri(layout: RunLayout, name: str = SPEC_NAME) -> str:
+    if not SPEC_FILE_PATTERN.match(name):
+        raise BadInput(f"{name!r} is not a spec of a run (spec.json or spec.<n>.json)")
+    return storage.join(layout.uri, name)
+
+
+def attempt_spec_name() -> str:
+    """The spec this attempt was launched with: spec.json, or the revision the controller
+    named in MLBATCH_SPEC after a resume that edited the spec."""
+    return os.environ.get(SPEC_ENV) or SPEC_NAME
+
+
+def write_revision(layout: RunLayout, spec: dict) -> str:
+    """A resume's edited spec, written once beside spec.json (which never changes)."""
+    data, number = json.dumps(spec, indent=2).encode(), 1
+    while not storage.create_exclusive(spec_file_uri(layout, f"spec.{number}.json"), data):
+        number += 1
+    return f"spec.{number}.json"
 
 
 def read_state(layout: RunLayout) -> dict | None:

@@ -19,7 +19,7 @@ import pandas as pd
 from mlbatch import preprocessing, registry, storage
 from mlbatch.errors import BadInput
 from mlbatch.manifest import load_manifest, output_uri
-from mlbatch.runs import RunLayout, read_spec
+from mlbatch.runs import RunLayout, current_spec_name, read_spec
 
 # Every type a scikit-learn model file may hold (checked before loading): what train's
 # linear and random forest families save (jobs/train/sklearn_io.py uses this list too),
@@ -214,7 +214,8 @@ def _fetch_run(layout: RunLayout, into: Path) -> dict:
         paths = wanted.get(stage) or [p for p in manifest.outputs if p.startswith("model/")]
         for path in paths:
             storage.download_file(output_uri(layout, manifest, path), into / path)
-    (into / "spec.json").write_text(json.dumps(read_spec(layout)))
+    spec = read_spec(layout, current_spec_name(layout))
+    (into / "spec.json").write_text(json.dumps(spec))
     return {"reference": layout.run_id, "run_id": layout.run_id,
             "uri": layout.manifest_uri("train")}  # fmt: skip
 

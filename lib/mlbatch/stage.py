@@ -35,7 +35,7 @@ from mlbatch.manifest import (
     load_manifest,
     output_uri,
 )
-from mlbatch.runs import ATTEMPT_PATTERN, RunLayout, read_spec
+from mlbatch.runs import ATTEMPT_PATTERN, RunLayout, attempt_spec_name, read_spec
 from mlbatch.spec import PipelineSpec, validate_spec
 
 TERMINATION_LOG = Path("/dev/termination-log")
@@ -120,7 +120,8 @@ def _run(stage: str, work: Work, layout: RunLayout, attempt: str) -> tuple[int, 
     try:
         if load_manifest(layout, stage) is not None:
             raise Superseded(f"{stage} is already committed in run {layout.run_id}")
-        spec = validate_spec(read_spec(layout), source="spec.json")  # invalid: exit 2
+        spec_name = attempt_spec_name()
+        spec = validate_spec(read_spec(layout, spec_name), source=spec_name)  # invalid: exit 2
         with tempfile.TemporaryDirectory(prefix=f"mlbatch-{stage}-") as scratch:
             out_dir = _output_dir(layout, stage, attempt, Path(scratch))
             ctx = StageContext(

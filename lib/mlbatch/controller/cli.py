@@ -86,19 +86,35 @@ def resume(
     namespace: NamespaceOption = None,
     context: ContextOption = None,
     force: ForceOption = None,
+    spec_file: Annotated[
+        Path | None,
+        typer.Option("--spec", help="An edited spec: only stages not yet committed may change."),
+    ] = None,
+    overrides: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Edit a value of the run's spec (not yet committed stages)."),
+    ] = None,
     output: OutputOption = Output.table,
 ) -> None:
     """Continue a failed, cancelled or interrupted run from its first uncommitted stage."""
+    from mlbatch.controller import revisions
+
     _check_force(force or [])
     layout = cli_runs.open_run(storage_option, run_id)
     state = runs.read_state(layout) or {}
     if runs.controller_alive(state, stale_after_s=cli_runs.LIVE_HEARTBEAT_S):
         raise BadInput(f"run {run_id} is being driven by a live controller; cancel it first")
-    spec = PipelineSpec.model_validate(runs.read_spec(layout))
+    edited = None
+    if spec_file is not None:
+        edited = load_spec(spec_file, overrides or [])
+    elif overrides:
+        current = runs.current_spec_name(layout)
+        edited = validate_spec(runs.read_spec(layout, current), overrides, source=current)
+    revision = revisions.revise(layout, edited)
     name = executor_name or state.get("executor", "local")
     executor = _executor(name, layout.storage_uri, namespace=namespace, context=context)
     storage.delete(layout.cancel_uri)  # an earlier `mlbatch cancel` must not stop the resume
-    _drive(layout, spec, executor, output=output, force=force or [])
+    _drive(layout, revision.spec, executor, output=output, force=force or [], revision=revision)
 
 
 def _check_force(force: list[str]) -> None:
@@ -107,9 +123,15 @@ def _check_force(force: list[str]) -> None:
         raise BadInput(f"--force {sorted(unknown)[0]!r}: not a stage (or `all`)")
 
 
-def _drive(layout: RunLayout, spec: PipelineSpec, executor, *, output: Output, force) -> None:
+def _drive(
+    layout: RunLayout, spec: PipelineSpec, executor, *, output: Output, force, revision=None
+) -> None:
     """Run the controller to the end with a live view; exit with the run's exit code."""
+    from mlbatch.controller import revisions
     from mlbatch.controller.runner import Controller
+
+    if revision is None and runs.read_state(layout) is not None:
+        revision = revisions.current(layout)  # a run resumed by id or name
 
     quiet = output == Output.json or not console.is_terminal
     stages = planner.stages_for(spec)
@@ -133,7 +155,7 @@ def _drive(layout: RunLayout, spec: PipelineSpec, executor, *, output: Output, f
         )
     controller = Controller(
         layout=layout, spec=spec, executor=executor, on_change=show, force=set(force),
-        poll_interval_s=POLL_INTERVAL_S.get(executor.name, 5.0),
+        poll_interval_s=POLL_INTERVAL_S.get(executor.name, 5.0), revision=revision,
     )  # fmt: skip
     if live is not None:
         with live:
@@ -193,7 +215,7 @@ def _open_run(
     layout = RunLayout(root, runs.check_run_id(run_id) if run_id else runs.new_run_id())
     document = spec.model_dump(mode="json")
     if run_id and storage.exists(layout.spec_uri):
-        if runs.read_spec(layout) != document:
+        if runs.read_spec(layout, runs.current_spec_name(layout)) != document:
             raise BadInput(f"run {run_id} was started with a different spec")
         return layout
     for name, source in spec.etl.sources.items():

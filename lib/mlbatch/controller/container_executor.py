@@ -203,7 +203,8 @@ def local_source_folders(task: StageTask) -> tuple[Path, ...]:
     from mlbatch.spec import validate_spec
 
     layout = RunLayout.from_run_uri(task.run_uri)
-    spec = validate_spec(runs.read_spec(layout), source=layout.spec_uri)
+    name = task.env.get(runs.SPEC_ENV, runs.SPEC_NAME)
+    spec = validate_spec(runs.read_spec(layout, name), source=name)
     storage_folder = storage.local_path(layout.storage_uri)
     folders = set()
     for source in spec.etl.sources.values():

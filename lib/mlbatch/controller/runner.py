@@ -15,6 +15,7 @@ from mlbatch import cache, logs, runs, storage
 from mlbatch.codeversion import code_version
 from mlbatch.controller import planner
 from mlbatch.controller.executor import Executor, Resources, StageStatus, StageTask, State
+from mlbatch.controller.revisions import Revision
 from mlbatch.errors import ExitCode
 from mlbatch.manifest import Input, load_manifest
 from mlbatch.runs import RunLayout
@@ -71,13 +72,17 @@ class Controller:
         poll_interval_s: float = 0.5,
         env: dict[str, str] | None = None,
         force: set[str] = frozenset(),
+        revision: Revision | None = None,
     ):
         self.layout = layout
         self.spec = spec
+        self.revision = revision  # the spec revision a resume runs with (spec.json if None)
         self.executor = executor
         self.on_change = on_change
         self.poll_interval_s = poll_interval_s
-        self.env = env or {}
+        self.env = dict(env or {})
+        if revision is not None and revision.name != runs.SPEC_NAME:
+            self.env[runs.SPEC_ENV] = revision.name  # every attempt reads what it runs with
         self.stages = planner.stages_for(spec)
         # Stages never taken from the cache.
         self.force = set(self.stages) if "all" in force else set(force)
@@ -103,7 +108,10 @@ class Controller:
         if self._resuming:
             # Recorded; old attempts do not use up this controller's retries (self._tries).
             resumes = self.state.setdefault("resumes", [])
-            resumes.append({"at": time.time(), "from_state": self.state.get("state")})
+            resumes.append({"at": time.time(), "from_state": self.state.get("state"),
+                            **self._resume_record()})  # fmt: skip
+        if self.revision is not None and self.revision.name != runs.SPEC_NAME:
+            self.state["spec"] = self.revision.name
         self.state.update(
             state="running", executor=self.executor.name, controller=runs.controller_identity()
         )
@@ -152,6 +160,16 @@ class Controller:
             return False
         self._cancel_checked = now
         return storage.exists(self.layout.cancel_uri)
+
+    def _resume_record(self) -> dict:
+        """What this resume runs: the code version of each stage still to commit (code
+        may have been edited since), and the spec revision when the spec was."""
+        record = {"code_versions": {
+            s: code_version(s) for s in self.stages if load_manifest(self.layout, s) is None
+        }}  # fmt: skip
+        if self.revision is not None and self.revision.edited:
+            record.update(spec=self.revision.name, changed=self.revision.changed)
+        return record
 
     def _rejection(self, stage: str) -> str:
         """`evaluate: quality gate failed: roc_auc >= 0.9 (measured 0.7412)`."""
