@@ -1,30 +1,26 @@
 """The Ray Tune search on a real local Ray (one for the module): every family ranked, ASHA
-stopping weak trials, the time budget honoured, Tune's state on a real S3 server."""
+stopping weak trials, the time budget honoured. Tune's state on S3: test_train_s3.py."""
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
 from features_fixture import write_features_outputs  # noqa: E402
 
-from mlbatch import storage  # noqa: E402
 from mlbatch.errors import BadInput  # noqa: E402
-from mlbatch.runs import RunLayout, new_run_id  # noqa: E402
 from mlbatch.spec import TrainSpec  # noqa: E402
 from mlbatch_jobs.train.data import SearchData, training_data  # noqa: E402
 from mlbatch_jobs.train.metrics import tuning_metric  # noqa: E402
 from mlbatch_jobs.train.ray_runtime import local_ray  # noqa: E402
 from mlbatch_jobs.train.search import search  # noqa: E402
 from mlbatch_jobs.train.stage import best_models  # noqa: E402
-from mlbatch_jobs.train.tune_storage import TuneStorage, tune_storage  # noqa: E402
+from mlbatch_jobs.train.tune_storage import TuneStorage  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -111,23 +107,3 @@ def test_a_required_gpu_fails_before_any_trial(tmp_path):
     with pytest.raises(BadInput, match="gpu is required, but the Ray cluster has no GPU"):
         search(data, spec, tuning_metric("binary", None), storage=storage_)
     assert not Path(storage_.path).exists()  # no Tune run was even created
-
-
-def test_tune_state_is_stored_on_s3(tmp_path, s3_env):
-    data = search_data(tmp_path, "multiclass")
-    layout = RunLayout(s3_env, new_run_id())
-    tune_at = tune_storage(layout, "1-abcd")
-    assert tune_at.uri == f"{layout.uri}/train/scratch/1-abcd" and tune_at.filesystem is not None
-    spec = TrainSpec(models=["xgboost"], num_samples=2, time_budget_s=40)
-    result = search(data, spec, tuning_metric("multiclass", None), storage=tune_at)
-
-    stored = [uri[len(tune_at.uri) + 1 :] for uri in storage.list_uris(tune_at.uri)]
-    assert any(p.startswith("xgboost/experiment_state") for p in stored), stored
-    assert any(p.endswith("/checkpoint_000000/model.json") for p in stored), stored
-    params = next(p for p in stored if p.endswith("/params.json"))
-    assert "learning_rate" in json.loads(storage.read_bytes(f"{tune_at.uri}/{params}"))
-    model = best_models(result, tmp_path / "best")["xgboost"]  # fetched back from S3
-    predictions = model.predict(__import__("xgboost").DMatrix(
-        data.main.x_valid, feature_names=model.feature_names))  # fmt: skip
-    assert predictions.shape == (len(data.main.y_valid), 3)
-    assert np.allclose(predictions.sum(axis=1), 1.0)
