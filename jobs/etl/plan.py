@@ -24,7 +24,7 @@ class Plan:
     """What the stage runs: the main source's reader, the step kernels, and what they make."""
 
     main: SourceReader
-    steps: list[kernels.Step]  # the spec's steps, then (training) dropping rows without a target
+    steps: list[kernels.Step]  # the spec's steps, then dropping rows without a target
     schemas: list[pa.Schema]  # the table's schema after each step
     validator: Validator
     origin: dict[str, str]  # output column -> the source it came from, or "derived"
@@ -63,9 +63,11 @@ def build_plan(spec: PipelineSpec, files: dict[str, list[SourceFile]]) -> Plan:
         schemas.append(schema)
     scoring = spec.predict is not None
     _check_columns(spec, schema, scoring=scoring)
-    if not scoring:
-        built.append(kernels.TargetStep(label="drop rows without a target", target=spec.target))
-        schemas.append(schema)
+    # Scoring keeps every row (each needs a prediction); the step stays, so a plan always
+    # has one and the log says what happened.
+    label = "keep every row (scoring)" if scoring else "drop rows without a target"
+    built.append(kernels.TargetStep(label=label, target=None if scoring else spec.target))
+    schemas.append(schema)
     output = [n for n in schema.names if n != ORDER]
     return Plan(
         main=main, steps=built, schemas=schemas,

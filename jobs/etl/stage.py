@@ -103,7 +103,7 @@ def _check(ctx: StageContext, plan: Plan, outcome: Outcome) -> None:
         rows_in=rows_in,
         steps=steps,
         bad_values=report.bad_values(plan, outcome, steps),
-        rows_missing_target=steps[-1]["rows_in"] - steps[-1]["rows_out"] if plan.target else 0,
+        rows_missing_target=steps[-1]["rows_in"] - steps[-1]["rows_out"],
         rows_filtered=filtered,
         validation={s: statuses.count(s) for s in ("passed", "warned", "failed")},
     )

@@ -166,12 +166,13 @@ class DedupeStep(Step):
 
 @dataclass
 class TargetStep(Step):
-    """Rows without a value for the target cannot be learned from: they go."""
+    """Rows without a value for the target cannot be learned from: they go. Without a
+    target (scoring new rows) every row stays."""
 
-    target: str = None
+    target: str | None = None
 
     def apply(self, table):
-        if table[self.target].null_count == 0:
+        if self.target is None or table[self.target].null_count == 0:
             return table, {}
         return filter_rows(table, pc.is_valid(table[self.target])), {}
 

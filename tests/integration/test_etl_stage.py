@@ -135,6 +135,25 @@ def test_the_flights_etl_commits_its_table_schema_and_report(file_storage: str):
     assert report["passed"] is True and len(report["rules"]) == 4
 
 
+@pytest.mark.parametrize("engine", ["pandas", "dask"])
+def test_a_scoring_etl_needs_no_target_and_keeps_every_row(file_storage: str, engine: str):
+    """New rows to score have no label, nor what is known only after prediction time."""
+    unlabelled = "\n".join(line.rsplit(",", 2)[0] + "," + line.rsplit(",", 1)[1]
+                           for line in FLIGHTS.strip().splitlines()) + "\n"  # fmt: skip
+    flights_raw(file_storage, **{"raw/flights.csv": unlabelled})
+    etl = flights_etl(steps=[{"join": {"source": "weather", "on": ["origin", "time_hour"]}}],
+                      engine=engine, validation=[])  # fmt: skip
+    layout = make_run(file_storage, etl, known_after_prediction=["arr_delay"],
+                      id_columns=["flight"], predict={"model": "flights:1"})  # fmt: skip
+    result = run_etl(layout)
+    assert result.returncode == 0, result.stdout + result.stderr
+    table = read_table(layout)
+    assert "arr_delay" not in table.column_names and table.num_rows == 5
+    manifest = load_manifest(layout, "etl")[0]
+    assert manifest.metrics["rows_missing_target"] == 0 and manifest.metrics["task"] is None
+    assert "keep every row (scoring): 5 -> 5 rows" in result.stdout
+
+
 BAD_INPUTS = {
     "malformed CSV line": (
         {"raw/flights.csv": FLIGHTS.replace("2013,2,1,B6,3,JFK,N3,0,NA,", "2013,2,1,B6,JFK,")},
