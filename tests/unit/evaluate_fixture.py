@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from features_fixture import attempt_folder, commit_attempt, raw_table
+from features_fixture import attempt_folder, commit_attempt, commit_outputs, raw_table
 
 from mlbatch import preprocessing, storage
-from mlbatch.manifest import Manifest, OutputFile, Profile, commit
+from mlbatch.manifest import OutputFile
 from mlbatch.runs import RunLayout, new_run_id, write_spec
 from mlbatch.tasks import TUNING_METRIC
 
@@ -202,13 +202,7 @@ def commit_files(layout: RunLayout, stage: str, attempt: str, files: dict[str, b
     for path, data in files.items():
         storage.write_bytes(storage.join(layout.attempt_uri(stage, attempt), path), data)
         outputs[path] = OutputFile(size=len(data), sha256=_sha256(data))
-    now = time.time()
-    manifest = Manifest(
-        run_id=layout.run_id, stage=stage, attempt=attempt, status="succeeded", exit_code=0,
-        code_version="test", config_hash="test", outputs=outputs,
-        profile=Profile(wall_s=0.0, cpu_s=0.0, peak_rss_mb=0.0), started=now, finished=now,
-    )  # fmt: skip
-    assert commit(layout, manifest)
+    commit_outputs(layout, stage, attempt, outputs)
 
 
 def run_stage_process(stage: str, layout: RunLayout, attempt: str = "1-abcd", env=None):

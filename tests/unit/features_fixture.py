@@ -144,6 +144,13 @@ def commit_attempt(layout: RunLayout, stage: str, attempt: str) -> Manifest:
         for path in sorted(folder.rglob("*"))
         if path.is_file()
     }
+    return commit_outputs(layout, stage, attempt, outputs)
+
+
+def commit_outputs(
+    layout: RunLayout, stage: str, attempt: str, outputs: dict[str, OutputFile]
+) -> Manifest:
+    """Commit a succeeded stage whose attempt holds these outputs."""
     now = time.time()
     manifest = Manifest(
         run_id=layout.run_id, stage=stage, attempt=attempt, status="succeeded", exit_code=0,

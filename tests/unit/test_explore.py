@@ -13,10 +13,11 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
+from features_fixture import commit_outputs
 
 from mlbatch import storage
 from mlbatch.errors import BadInput
-from mlbatch.manifest import Manifest, OutputFile, Profile, commit, load_manifest
+from mlbatch.manifest import OutputFile, load_manifest
 from mlbatch.runs import RunLayout, write_spec
 from mlbatch_jobs.explore import plots, report
 from mlbatch_jobs.explore import summary as summaries
@@ -216,12 +217,7 @@ def write_etl_outputs(layout: RunLayout, data: pd.DataFrame, schema: dict) -> No
         )
         for name in ("table.parquet", "schema.json")
     }
-    manifest = Manifest(
-        run_id=layout.run_id, stage="etl", attempt=attempt, status="succeeded", exit_code=0,
-        code_version="test", config_hash="test", outputs=outputs,
-        profile=Profile(wall_s=0, cpu_s=0, peak_rss_mb=0), started=0, finished=0,
-    )  # fmt: skip
-    assert commit(layout, manifest)
+    commit_outputs(layout, "etl", attempt, outputs)
 
 
 @pytest.mark.slow  # starts the stage program

@@ -11,9 +11,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from features_fixture import commit_outputs
 
 from mlbatch import preprocessing, runs, storage
-from mlbatch.manifest import Manifest, OutputFile, Profile, commit, load_manifest
+from mlbatch.manifest import OutputFile, load_manifest
 from mlbatch.runs import RunLayout, new_run_id, write_spec
 
 pytestmark = pytest.mark.slow  # each test starts the stage program (a few seconds)
@@ -71,11 +72,7 @@ def commit_files(layout: RunLayout, stage: str, files: dict) -> None:
                          sha256=storage.sha256_file(folder / name))
         for name in files
     }  # fmt: skip
-    assert commit(layout, Manifest(
-        run_id=layout.run_id, stage=stage, attempt="1-aaaa", status="succeeded", exit_code=0,
-        code_version="test", config_hash="test", outputs=outputs,
-        profile=Profile(wall_s=0, cpu_s=0, peak_rss_mb=0), started=0, finished=0,
-    ))  # fmt: skip
+    commit_outputs(layout, stage, "1-aaaa", outputs)
 
 
 def run_features(layout: RunLayout) -> subprocess.CompletedProcess:
