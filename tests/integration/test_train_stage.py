@@ -58,7 +58,7 @@ def test_stage_scores_folds_refits_and_commits(tmp_path):
     report = (attempt / "report.html").read_text()
     assert "Leaderboard" in report and "data:image/png;base64," in report
     assert "[train] progress" in done.stdout
-    tune_state = storage.local_path(storage.join(layout.uri, "train", "tune", "1-abcd"))
+    tune_state = storage.local_path(layout.scratch_uri("train", "1-abcd"))
     assert (tune_state / "xgboost").is_dir()
     assert list((tmp_path / "home").iterdir()) == []  # Ray kept to scratch space
 
