@@ -119,19 +119,21 @@ def bench_case(name: str, rows: int, flights: str, raw: str, variants: list[str]
     for rule in etl["validation"]:  # random flight numbers repeat now and then: report them
         if rule["rule"] == "unique":
             rule["severity"] = "warn"
-    root = storage.resolve_uri(tempfile.mkdtemp(prefix="mlbatch-bench-etl-"))
     found: dict[str, list[dict]] = {v: [] for v in variants}
-    for _ in range(repeat):
-        for variant in variants:
-            if variant == "plain":
-                out = storage.local_path(root) / "plain.parquet"
-                result = measure([sys.executable, __file__, "plain", flights, raw, str(out)])
-                result["output_rows"] = pq.read_metadata(out).num_rows
-            else:
-                result, _ = run_stage(root, etl, variant, workers)
-            result["rows_per_s"] = round(rows / result["wall_s"])
-            found[variant].append(result)
-            print(f"{name} {variant}: {result}", flush=True)
+    # A run per variant and repeat, up to GBs each at 10M rows: gone when the case ends.
+    with tempfile.TemporaryDirectory(prefix="mlbatch-bench-etl-") as folder:
+        root = storage.resolve_uri(folder)
+        for _ in range(repeat):
+            for variant in variants:
+                if variant == "plain":
+                    out = storage.local_path(root) / "plain.parquet"
+                    result = measure([sys.executable, __file__, "plain", flights, raw, str(out)])
+                    result["output_rows"] = pq.read_metadata(out).num_rows
+                else:
+                    result, _ = run_stage(root, etl, variant, workers)
+                result["rows_per_s"] = round(rows / result["wall_s"])
+                found[variant].append(result)
+                print(f"{name} {variant}: {result}", flush=True)
     report = {"case": name, "rows": rows, "flights": flights,
               "variants": {v: _median(r) for v, r in found.items()}}  # fmt: skip
     report["ratios"] = _ratios(report["variants"])

@@ -24,7 +24,7 @@ IMAGES_PYTHON    ?= .venv/bin/python
 # Shell snippet: the tag of image $$name (a stage's code version; the controller's for it).
 images_tag = $$($(IMAGES_PYTHON) -m mlbatch.codeversion $$([ $$name = controller ] || echo $$name))
 
-.PHONY: images base-image
+.PHONY: images images-prune base-image
 
 images: ## build every stage image and the controller image, tagged with the code version
 	@$(IMAGES_PYTHON) -m mlbatch.codeversion >/dev/null || { echo "no code version: run 'make setup' first" >&2; exit 1; }
@@ -36,6 +36,21 @@ images: ## build every stage image and the controller image, tagged with the cod
 	    -t $$image -f images/$$name/Dockerfile . || exit 1; \
 	  echo "::: image $$name: $$(( $$(date +%s) - start ))s"; \
 	done
+
+# Every code change makes new tags, and each build leaves its build stage behind untagged:
+# on a busy machine they fill the disk. This keeps the current tag of each image and
+# removes the others, then every dangling image (nothing refers to one). The filter matches
+# an image by any of its names and lists them all: only this repository's names go.
+images-prune: ## remove mlbatch images of other code versions, then dangling images
+	@$(IMAGES_PYTHON) -m mlbatch.codeversion >/dev/null || { echo "no code version: run 'make setup' first" >&2; exit 1; }
+	@for name in $(IMAGE_NAMES); do \
+	  tag=$(images_tag); \
+	  $(CONTAINER_ENGINE) images --format '{{.Repository}}:{{.Tag}}' \
+	    --filter reference=$(IMAGE_REPOSITORY)-$$name \
+	    | grep -x "$(IMAGE_REPOSITORY)-$$name:.*" | grep -vx "$(IMAGE_REPOSITORY)-$$name:$$tag" \
+	    | xargs -r $(CONTAINER_ENGINE) rmi || exit 1; \
+	done
+	$(CONTAINER_ENGINE) image prune -f
 
 base-image: ## a Debian bookworm base from Debian packages (root, debootstrap): $(LOCAL_BASE_IMAGE)
 	CONTAINER_ENGINE=$(CONTAINER_ENGINE) images/base/build.sh $(LOCAL_BASE_IMAGE)
