@@ -6,13 +6,13 @@ import time
 
 import pytest
 
-from mlbatch import runs
-from mlbatch.controller import planner
+from mlbatch import cache, runs
+from mlbatch.controller import planner, revisions
 from mlbatch.controller.executor import StageStatus, StageTask, State, status_from_exit_code
 from mlbatch.controller.runner import Controller
-from mlbatch.manifest import Manifest, Profile, commit
+from mlbatch.manifest import Manifest, Profile, commit, config_hash
 from mlbatch.runs import RunLayout
-from mlbatch.spec import STAGES, validate_spec
+from mlbatch.spec import STAGES, PipelineSpec, validate_spec
 
 SPEC = {
     "name": "scripted",
@@ -25,16 +25,20 @@ SPEC = {
 class ScriptedExecutor:
     """Finishes each attempt at once with the next scripted exit code of its stage.
 
-    Exit 0 commits a manifest as a real stage would; 4 commits one as if another attempt
-    had won the race; 3 with `rejected` commits a rejected one; other codes commit nothing.
+    Exit 0 commits a manifest as a real stage would (the config hash of the spec revision
+    it was launched with); 4 commits one as if another attempt had won the race; 3 with
+    `rejected` commits a rejected one; other codes commit nothing. Attempts named in
+    `left_running` are found running, as a previous controller's would be.
     """
 
     name = "scripted"
 
-    def __init__(self, layout: RunLayout, script: dict[str, list[int]], rejected=()):
+    def __init__(self, layout: RunLayout, script: dict[str, list[int]], rejected=(),
+                 left_running=()):  # fmt: skip
         self.layout = layout
         self.script = {stage: list(codes) for stage, codes in script.items()}
         self.rejected = set(rejected)
+        self.left_running = set(left_running)
         self.launched: list[tuple[str, str]] = []
         self.cancelled: list[str] = []
 
@@ -43,18 +47,13 @@ class ScriptedExecutor:
         codes = self.script.get(task.stage) or [0]
         code = codes.pop(0) if len(codes) > 1 else codes[0]
         if code in (0, 4) or (code == 3 and task.stage in self.rejected):
-            manifest = Manifest(
-                run_id=task.run_id, stage=task.stage, attempt=task.attempt,
-                status="rejected" if code == 3 else "succeeded", exit_code=0 if code == 4 else code,
-                code_version=task.code_version, config_hash="x",
-                metrics={"gate_failures": "roc_auc >= 0.9 (measured 0.7412)"} if code == 3 else {},
-                profile=Profile(wall_s=1, cpu_s=1, peak_rss_mb=1),
-                started=time.time(), finished=time.time(),
-            )  # fmt: skip
-            commit(self.layout, manifest)
+            spec_name = task.env.get(runs.SPEC_ENV, runs.SPEC_NAME)
+            commit_stage(self.layout, task.stage, task.attempt, spec_name, code)
         return {"executor": self.name, "stage": task.stage, "code": code}
 
     def find(self, run_id, stage, attempt):
+        if attempt in self.left_running:
+            return {"executor": self.name, "stage": stage, "code": None}
         return None
 
     def poll(self, handle: dict) -> StageStatus:
@@ -64,6 +63,19 @@ class ScriptedExecutor:
 
     def cancel(self, handle: dict) -> None:
         self.cancelled.append(handle["stage"])
+
+
+def commit_stage(layout: RunLayout, stage: str, attempt: str, spec_name: str, code: int = 0):
+    spec = PipelineSpec.model_validate(runs.read_spec(layout, spec_name))
+    manifest = Manifest(
+        run_id=layout.run_id, stage=stage, attempt=attempt,
+        status="rejected" if code == 3 else "succeeded", exit_code=0 if code == 4 else code,
+        code_version="test", config_hash=config_hash(cache.stage_config(spec, stage)),
+        metrics={"gate_failures": "roc_auc >= 0.9 (measured 0.7412)"} if code == 3 else {},
+        profile=Profile(wall_s=1, cpu_s=1, peak_rss_mb=1),
+        started=time.time(), finished=time.time(),
+    )  # fmt: skip
+    commit(layout, manifest)
 
 
 @pytest.fixture
@@ -150,6 +162,61 @@ def test_resume_runs_only_what_has_not_committed(layout):
     result = _controller(layout, second).run()
     assert result.state == "succeeded"
     assert sorted(s for s, _ in second.launched) == ["evaluate", "train"]
+
+
+def _left_running(layout, stage: str) -> str:
+    """A run whose controller died while `stage` ran: its last attempt is still RUNNING."""
+    assert _controller(layout, ScriptedExecutor(layout, {stage: [2]})).run().state == "failed"
+    state = runs.read_state(layout)
+    attempt = state["stages"][stage]["attempts"][-1]
+    attempt["state"] = "RUNNING"
+    runs.write_state(layout, {**state, "state": "running"})
+    return attempt["id"]
+
+
+def _resume_with_edit(layout, executor, override: str):
+    revision = revisions.revise(layout, validate_spec(SPEC, [override]))
+    return Controller(layout=layout, spec=revision.spec, executor=executor,
+                      poll_interval_s=0.001, revision=revision).run()  # fmt: skip
+
+
+def test_a_resume_adopts_a_running_attempt_of_a_stage_it_did_not_edit(layout):
+    _left_running(layout, "train")
+    executor = ScriptedExecutor(layout, {})
+    executor.find = lambda run_id, stage, attempt: (  # it then finishes, committing
+        commit_stage(layout, stage, attempt, runs.SPEC_NAME)
+        or {"executor": "scripted", "stage": stage, "code": 0}
+    )
+    assert _resume_with_edit(layout, executor, "evaluate.seed=3").state == "succeeded"
+    assert executor.cancelled == [] and [s for s, _ in executor.launched] == ["evaluate"]
+
+
+@pytest.mark.timeout(20)  # adopted, the found attempt would run forever
+def test_a_resume_that_edits_a_stage_stops_its_running_attempt_and_starts_anew(layout):
+    running = _left_running(layout, "train")
+    executor = ScriptedExecutor(layout, {}, left_running={running})
+    result = _resume_with_edit(layout, executor, "train.seed=7")
+    assert result.state == "succeeded"
+    assert executor.cancelled == ["train"]
+    attempts = runs.read_state(layout)["stages"]["train"]["attempts"]
+    assert (attempts[-2]["id"], attempts[-2]["state"]) == (running, "CANCELLED")
+    assert attempts[-2]["reason"] == "the resume edited its config"
+    assert attempts[-1]["state"] == "SUCCEEDED"
+    assert [s for s, _ in executor.launched] == ["train", "evaluate"]
+
+
+@pytest.mark.timeout(20)  # adopted, the found attempt would run forever
+def test_an_old_attempt_that_commits_before_it_stops_fails_the_resume(layout):
+    running = _left_running(layout, "train")
+    executor = ScriptedExecutor(layout, {"train": [4]}, left_running={running})
+    executor.cancel = lambda handle: commit_stage(layout, "train", running, runs.SPEC_NAME)
+    result = _resume_with_edit(layout, executor, "train.seed=7")
+    assert (result.state, result.exit_code, result.failed_stage) == ("failed", 2, "train")
+    assert result.message == (
+        f"train: attempt {running}, launched before this resume's edit, committed the old "
+        "config; start a new run"
+    )
+    assert "evaluate" not in [s for s, _ in executor.launched]
 
 
 def test_downstream_of_a_stage():

@@ -17,7 +17,7 @@ from mlbatch.controller import planner
 from mlbatch.controller.executor import Executor, Resources, StageStatus, StageTask, State
 from mlbatch.controller.revisions import Revision
 from mlbatch.errors import ExitCode
-from mlbatch.manifest import Input, load_manifest
+from mlbatch.manifest import Input, Manifest, config_hash, load_manifest
 from mlbatch.runs import RunLayout
 from mlbatch.spec import PipelineSpec
 
@@ -243,6 +243,14 @@ class Controller:
             reason=status.reason,
         )  # fmt: skip
         committed = load_manifest(self.layout, stage)
+        if committed is not None and self._made_before_the_edit(stage, committed[0]):
+            record["state"] = State.FAILED.value
+            self._cancel_running(f"{stage} failed")
+            return self._finish(
+                "failed", ExitCode.BAD_INPUT, failed_stage=stage,
+                message=f"{stage}: attempt {committed[0].attempt}, launched before this "
+                "resume's edit, committed the old config; start a new run",
+            )  # fmt: skip
         # Superseded, or exited 0: whatever committed is the stage's result.
         if committed is not None and status.exit_code in (ExitCode.OK, ExitCode.SUPERSEDED):
             record["state"] = State.SUCCEEDED.value
@@ -300,11 +308,24 @@ class Controller:
             last = record["attempts"][-1]
             if last["state"] in ("LAUNCHING", State.RUNNING.value):
                 handle = self.executor.find(self.layout.run_id, stage, last["id"])
-                if handle is not None:
+                if handle is None:
+                    lost = "lost with the previous controller"
+                    last.update(state=State.FAILED.value, reason=lost)
+                elif self.revision is not None and stage in self.revision.changed:
+                    # It runs the old config: stopped, so it cannot commit what the edit
+                    # replaced (if it commits first anyway, _settle ends the run).
+                    self.executor.cancel(handle)
+                    last.update(state=State.CANCELLED.value, reason="the resume edited its config")
+                else:
                     self._running[stage] = handle
                     continue
-                last.update(state=State.FAILED.value, reason="lost with the previous controller")
             record["state"] = State.PENDING.value
+
+    def _made_before_the_edit(self, stage: str, manifest: Manifest) -> bool:
+        """A commit of a stage this resume edited, made with its old config."""
+        if self.revision is None or stage not in self.revision.changed:
+            return False
+        return manifest.config_hash != config_hash(cache.stage_config(self.spec, stage))
 
     def _cancel_running(self, reason: str) -> None:
         for stage, handle in list(self._running.items()):
