@@ -24,10 +24,13 @@ IMAGES_PYTHON    ?= .venv/bin/python
 # Shell snippet: the tag of image $$name (a stage's code version; the controller's for it).
 images_tag = $$($(IMAGES_PYTHON) -m mlbatch.codeversion $$([ $$name = controller ] || echo $$name))
 
+# Recipe line: stop early, with the remedy, where no code version can be computed.
+need_code_version = $(IMAGES_PYTHON) -m mlbatch.codeversion >/dev/null || { echo "no code version: run 'make setup' first" >&2; exit 1; }
+
 .PHONY: images images-prune base-image
 
 images: ## build every stage image and the controller image, tagged with the code version
-	@$(IMAGES_PYTHON) -m mlbatch.codeversion >/dev/null || { echo "no code version: run 'make setup' first" >&2; exit 1; }
+	@$(need_code_version)
 	@for name in $(IMAGE_NAMES); do \
 	  tag=$(images_tag); image=$(IMAGE_REPOSITORY)-$$name:$$tag; \
 	  echo "building $$image with $(CONTAINER_ENGINE)"; start=$$(date +%s); \
@@ -42,7 +45,7 @@ images: ## build every stage image and the controller image, tagged with the cod
 # removes the others, then every dangling image (nothing refers to one). The filter matches
 # an image by any of its names and lists them all: only this repository's names go.
 images-prune: ## remove mlbatch images of other code versions, then dangling images
-	@$(IMAGES_PYTHON) -m mlbatch.codeversion >/dev/null || { echo "no code version: run 'make setup' first" >&2; exit 1; }
+	@$(need_code_version)
 	@for name in $(IMAGE_NAMES); do \
 	  tag=$(images_tag); \
 	  $(CONTAINER_ENGINE) images --format '{{.Repository}}:{{.Tag}}' \
