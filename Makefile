@@ -36,6 +36,7 @@ clean:
 
 -include mk/images.mk
 -include mk/kind.mk
+-include mk/cluster.mk
 
 QUALITY_VENVS ?= /tmp/mlbatch-quality
 .PHONY: bench-quality

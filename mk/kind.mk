@@ -10,12 +10,23 @@
 # `latest`, and the chart pulls them with imagePullPolicy IfNotPresent, so the copies
 # loaded into the kind nodes are the ones that run.
 
+# `make deploy` and `make k8s-run` aim at the one-node cluster of `make cluster-up`
+# (mk/cluster.mk) while it is up, with the kubectl and helm built for it; else at kind.
+CLUSTER_STATE    ?= /var/tmp/mlbatch-cluster/state
+ifneq ($(wildcard $(CLUSTER_STATE)/kubeconfig),)
+export KUBECONFIG := $(CLUSTER_STATE)/kubeconfig
+KUBE_CONTEXT     ?= mlbatch
+KUBECTL          ?= $(shell cat $(CLUSTER_STATE)/bin)/kubectl
+HELM             ?= $(shell cat $(CLUSTER_STATE)/bin)/helm
+HELM_VALUES      ?= charts/mlbatch/ci/cluster-values.yaml
+endif
 KIND             ?= kind
 KUBECTL          ?= kubectl
 HELM             ?= helm
 KIND_CLUSTER     ?= mlbatch
 KIND_CONFIG      ?= kind-config.yaml
 KIND_CONTEXT     ?= kind-$(KIND_CLUSTER)
+KUBE_CONTEXT     ?= $(KIND_CONTEXT)
 K8S_NAMESPACE    ?= mlbatch
 HELM_RELEASE     ?= mlbatch
 HELM_VALUES      ?= charts/mlbatch/ci/kind-values.yaml
@@ -38,7 +49,7 @@ K8S_CRONJOB      ?= $(if $(findstring mlbatch,$(HELM_RELEASE)),$(HELM_RELEASE),$
 # The controller Job of `make k8s-run`; its name becomes the run's name. Fixed once.
 RUN_JOB          ?= $(eval RUN_JOB := $(HELM_RELEASE)-$(shell date +%Y%m%d-%H%M%S))$(RUN_JOB)
 
-KUBECTL_NS = $(KUBECTL) --context $(KIND_CONTEXT) --namespace $(K8S_NAMESPACE)
+KUBECTL_NS = $(KUBECTL) --context $(KUBE_CONTEXT) --namespace $(K8S_NAMESPACE)
 
 .PHONY: kind-up images kind-load deploy k8s-run kind-down
 
@@ -74,12 +85,12 @@ kind-load: ## copy the images into the kind cluster's worker nodes
 
 deploy: ## install or upgrade the chart (namespace enforcing Pod Security "restricted")
 	@test -n "$(CODE_VERSION)" || { echo "no code version: run 'make setup' first" >&2; exit 1; }
-	$(KUBECTL) --context $(KIND_CONTEXT) create namespace $(K8S_NAMESPACE) --dry-run=client -o yaml \
-	  | $(KUBECTL) --context $(KIND_CONTEXT) apply -f -
-	$(KUBECTL) --context $(KIND_CONTEXT) label namespace $(K8S_NAMESPACE) --overwrite \
+	$(KUBECTL) --context $(KUBE_CONTEXT) create namespace $(K8S_NAMESPACE) --dry-run=client -o yaml \
+	  | $(KUBECTL) --context $(KUBE_CONTEXT) apply -f -
+	$(KUBECTL) --context $(KUBE_CONTEXT) label namespace $(K8S_NAMESPACE) --overwrite \
 	  pod-security.kubernetes.io/enforce=restricted pod-security.kubernetes.io/warn=restricted
 	$(HELM) upgrade --install $(HELM_RELEASE) charts/mlbatch \
-	  --kube-context $(KIND_CONTEXT) --namespace $(K8S_NAMESPACE) \
+	  --kube-context $(KUBE_CONTEXT) --namespace $(K8S_NAMESPACE) \
 	  --values $(HELM_VALUES) \
 	  --set image.repository=$(IMAGE_REPOSITORY) --set image.tag=$(CODE_VERSION) --set ray.imageTag=$(TRAIN_VERSION) \
 	  --set-file pipeline.spec=$(SPEC) \

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Copies images from podman's storage into the cluster's containerd (the CRI namespace
+# k8s.io), the way `kind load` does for kind: there is no registry to pull from. Prints
+# each image's time. Images keep their podman names (localhost/<name>:<tag>), so a pod
+# naming that image with imagePullPolicy IfNotPresent or Never runs the local copy.
+#
+# Usage: sudo cluster/load-images.sh IMAGE...
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+source "$here/lib.sh"
+[ -S "$CONTAINERD_SOCKET" ] || fail "containerd is not running ($CONTAINERD_SOCKET): run cluster/up.sh"
+ctr=("$(cat "$STATE/bin")/ctr" --address "$CONTAINERD_SOCKET" --namespace k8s.io)
+archive_dir=$(mktemp -d -p "${TMPDIR:-/var/tmp}" mlbatch-images.XXXXXX)
+trap 'rm -rf "$archive_dir"' EXIT
+for image in "$@"; do
+  start=$SECONDS
+  id=$(podman image inspect --format '{{.Id}}' "$image") || fail "no image $image in podman's storage"
+  # Skip an image containerd already holds under the same name and id.
+  if "${ctr[@]}" images ls --quiet "name==$image" | grep -qx "$image" \
+     && "${ctr[@]}" images ls "name==$image" | grep -q "sha256:${id#sha256:}"; then
+    echo "::: load $image: already loaded"; continue
+  fi
+  podman save --format docker-archive -o "$archive_dir/image.tar" "$image" >/dev/null
+  # Pinned: the kubelet must never remove an image it cannot pull back.
+  "${ctr[@]}" images import --label io.cri-containerd.pinned=pinned "$archive_dir/image.tar" >/dev/null
+  rm -f "$archive_dir/image.tar"
+  echo "::: load $image: $(( SECONDS - start ))s"
+done

@@ -1,0 +1,87 @@
+"""Fixtures of the real-cluster tier (DESIGN §6, tier 4): the one-node cluster that
+`make cluster-up` started, the chart deployed on it with `make deploy`, and the host's
+view of the in-cluster storage through a port-forward.
+
+Under CI=true a cluster that is not up fails these tests; elsewhere they skip."""
+
+from __future__ import annotations
+
+import base64
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.cluster.kube import REPO, Cluster
+
+NAMESPACE = "mlbatch"
+RELEASE = "mlbatch"
+BUCKET = "mlbatch"
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Cluster:
+    found = Cluster.running()
+    if found is None:
+        message = "no one-node cluster is up: run `sudo make cluster-up` first"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"{message}; CI=true, so this fails instead of skipping")
+        pytest.skip(message)
+    return found
+
+
+def sampled_demo_spec(path: Path) -> Path:
+    """The flights demo cut to fit a 2-core CI machine: 30k sampled rows, a short search."""
+    spec = yaml.safe_load((REPO / "examples/flights.yaml").read_text())
+    spec["etl"]["sample_rows"] = 30000
+    for rule in spec["etl"]["validation"]:
+        if rule["rule"] == "row_count":
+            rule["min"] = 1000
+    spec["explore"]["sample_rows"] = 10000
+    spec["train"].update(models=["linear", "xgboost"], num_samples=2, time_budget_s=40)
+    spec["evaluate"].update(gates=["roc_auc >= 0.6"], bootstrap=50)
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return path
+
+
+def make(*targets: str, timeout: float = 1200, **variables: str) -> subprocess.CompletedProcess:
+    """`make TARGET... NAME=value...` from the repository root, as a platform engineer runs it."""
+    result = subprocess.run(
+        ["make", "--no-print-directory", *targets, *(f"{k}={v}" for k, v in variables.items())],
+        cwd=REPO, capture_output=True, text=True, timeout=timeout,
+    )  # fmt: skip
+    assert result.returncode == 0, (
+        f"make {' '.join(targets)} exited {result.returncode}:\n"
+        f"{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+    )
+    return result
+
+
+@pytest.fixture(scope="session")
+def demo_spec(tmp_path_factory) -> Path:
+    return sampled_demo_spec(tmp_path_factory.mktemp("spec") / "flights-ci.yaml")
+
+
+@pytest.fixture(scope="session")
+def release(cluster: Cluster, demo_spec: Path) -> str:
+    """The chart installed by `make deploy` with the sampled demo spec; its namespace."""
+    make("deploy", SPEC=str(demo_spec), K8S_NAMESPACE=NAMESPACE, HELM_RELEASE=RELEASE)
+    return NAMESPACE
+
+
+@pytest.fixture(scope="session")
+def storage_env(cluster: Cluster, release: str):
+    """The host's environment for the in-cluster SeaweedFS: a port-forward to its Service
+    and the release's generated keys. Yields (storage URI, env)."""
+    secret = cluster.get("secret", f"{RELEASE}-credentials", "--namespace", release)
+    keys = {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
+    with cluster.port_forward(release, f"service/{RELEASE}-seaweedfs", 8333) as port:
+        env = {
+            "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+            "AWS_ACCESS_KEY_ID": keys["AWS_ACCESS_KEY_ID"],
+            "AWS_SECRET_ACCESS_KEY": keys["AWS_SECRET_ACCESS_KEY"],
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }
+        yield f"s3://{BUCKET}", env
