@@ -2,8 +2,9 @@
 
 kmock's KubernetesEmulator stores objects and serves create/get/list/watch/patch/delete,
 but (shared/ENVIRONMENT.md) ignores label and field selectors, never ends a watch on
-`timeoutSeconds`, and stamps no uid, resourceVersion or creationTimestamp; it has no Job
-controller or kubelet either. `ApiServerDouble` fills those gaps here, in the harness, so
+`timeoutSeconds`, stamps no uid, resourceVersion or creationTimestamp, and answers a
+list with the placeholder resourceVersion "..."; it has no Job controller or kubelet
+either. `ApiServerDouble` fills those gaps here, in the harness, so
 the executor under test stays exactly what runs against a real cluster; the tests play
 the Job controller and the kubelet by writing Job and pod status themselves.
 """
@@ -78,6 +79,8 @@ class HarnessEmulator(kmock.KubernetesEmulator):
     async def _serve_list(self, request: kmock.Request) -> Any:
         answer = await super()._serve_list(request)
         answer["items"] = [item for item in answer["items"] if _selected(request, item)]
+        # A list's version is the store's current one, newer than any item's.
+        answer.setdefault("metadata", {})["resourceVersion"] = str(next(self._versions))
         return answer
 
     async def _serve_watch(self, request: kmock.Request) -> AsyncIterator[Any]:
@@ -175,6 +178,31 @@ class ApiServerDouble:
         )
         return pod
 
+    def set_pod_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
+        """Change a pod's status, as its kubelet does."""
+        client.CoreV1Api(self.api_client()).patch_namespaced_pod_status(
+            name, namespace, {"status": status}, _preload_content=False
+        )
+
+    def add_event(self, namespace: str, job: dict[str, Any] | str, *, reason: str, message: str,
+                  uid: str | None = None) -> None:  # fmt: skip
+        """Record a Warning event on a Job, as the Job controller does (FailedCreate)."""
+        name = job if isinstance(job, str) else job["metadata"]["name"]
+        involved = {"apiVersion": "batch/v1", "kind": "Job", "name": name,
+                    "namespace": namespace}  # fmt: skip
+        if uid or not isinstance(job, str):
+            involved["uid"] = uid or job["metadata"]["uid"]
+        event = {
+            "apiVersion": "v1", "kind": "Event",
+            "metadata": {"name": f"{name}.{uuid.uuid4().hex[:12]}", "namespace": namespace},
+            "involvedObject": involved, "reason": reason, "message": message,
+            "type": "Warning", "count": 1, "lastTimestamp": "2026-11-26T10:00:00Z",
+            "source": {"component": "job-controller"},
+        }  # fmt: skip
+        client.CoreV1Api(self.api_client()).create_namespaced_event(
+            namespace, event, _preload_content=False
+        )
+
     def _run(self, coroutine: Any) -> Any:
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout=30)
 
@@ -192,19 +220,25 @@ class ApiServerDouble:
 
 
 def _selected(request: kmock.Request, obj: dict[str, Any]) -> bool:
-    """Equality-based label and field selectors, the kinds the executor sends."""
-    metadata = obj.get("metadata", {})
-    labels = metadata.get("labels") or {}
-    fields = {
-        "metadata.name": metadata.get("name"),
-        "metadata.namespace": metadata.get("namespace"),
-    }
-    for selector, values in (("labelSelector", labels), ("fieldSelector", fields)):
+    """Equality-based label and field selectors (dotted paths such as
+    `involvedObject.name` for events), the kinds the executor sends."""
+    labels = obj.get("metadata", {}).get("labels") or {}
+    for selector, lookup in (("labelSelector", labels.get), ("fieldSelector", _field_of(obj))):
         for term in filter(None, request.params.get(selector, "").split(",")):
             key, _, value = term.partition("=")
-            if values.get(key.rstrip("=")) != value.lstrip("="):
+            if lookup(key.rstrip("=")) != value.lstrip("="):
                 return False
     return True
+
+
+def _field_of(obj: dict[str, Any]) -> Any:
+    def lookup(path: str) -> Any:
+        node: Any = obj
+        for part in path.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        return node
+
+    return lookup
 
 
 def _status_body(code: int, reason: str, message: str) -> dict[str, Any]:

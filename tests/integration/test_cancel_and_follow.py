@@ -23,7 +23,7 @@ def test_cancel_then_resume(tmp_path, file_storage):
     result = mlbatch("cancel", layout.run_id, "--storage", file_storage)
     assert result.returncode == 0, result.stderr
     controller.communicate(timeout=120)
-    assert controller.returncode == 1
+    assert controller.returncode == 6  # cancelled (runner.RunExitCode.RUN_CANCELLED)
     state = runs.read_state(layout)
     assert state["state"] == "cancelled" and state["stages"]["train"]["state"] == "CANCELLED"
     _wait_for(lambda: subprocess.run(["kill", "-0", str(handle["pid"])],

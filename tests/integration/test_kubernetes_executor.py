@@ -47,9 +47,28 @@ def settings(namespace):
     return KubernetesSettings(namespace=namespace, api_retry_delay_s=0.01)
 
 
+class FakeClock:
+    """The executor's monotonic clock, moved on by the test."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
 @pytest.fixture
-def executor(api_server, settings, sleeps):
-    return KubernetesExecutor(settings, client_factory=api_server.api_client, sleep=sleeps.append)
+def clock():
+    return FakeClock()
+
+
+@pytest.fixture
+def executor(api_server, settings, sleeps, clock):
+    return KubernetesExecutor(settings, client_factory=api_server.api_client,
+                              sleep=sleeps.append, clock=clock)  # fmt: skip
 
 
 @pytest.fixture
@@ -163,21 +182,25 @@ def test_each_failure_is_explained_with_the_right_retryability(
     assert jobs_in(api_server, namespace), "a finished Job stays for ttlSecondsAfterFinished"
 
 
+def waiting_pod(api_server, namespace, job, *, reason, message, suffix="p"):
+    state = {"waiting": {"reason": reason, "message": message}}
+    api_server.add_pod(namespace, job, suffix=suffix, status={
+        "phase": "Pending", "containerStatuses": [{"name": "stage", "state": state}],
+    })  # fmt: skip
+
+
 @pytest.mark.parametrize(("waiting", "retryable"), [
-    ({"reason": "ImagePullBackOff", "message": 'Back-off pulling image "localhost/mlbatch-train"'},
-     True),
-    ({"reason": "ErrImagePull", "message": "manifest unknown"}, True),
+    ({"reason": "ErrImageNeverPull", "message": 'Container image "localhost/mlbatch-train:0123" '
+      "is not present with pull policy of Never"}, False),
+    ({"reason": "InvalidImageName", "message": 'Failed to apply default image tag "x::y"'}, False),
     ({"reason": "CreateContainerConfigError",
       "message": 'secret "mlbatch-credentials" not found'}, False),
 ])  # fmt: skip
-def test_a_pod_that_can_never_start_fails_the_attempt_and_its_job_is_deleted(
+def test_a_pod_that_can_never_start_fails_the_attempt_at_once_and_its_job_is_deleted(
     api_server, executor, task, namespace, waiting, retryable
 ):
     handle = executor.launch(task)
-    state = {"waiting": waiting}
-    api_server.add_pod(namespace, handle["job"], suffix="p", status={
-        "phase": "Pending", "containerStatuses": [{"name": "stage", "state": state}],
-    })  # fmt: skip
+    waiting_pod(api_server, namespace, handle["job"], **waiting)
     status = executor.poll(handle)
     assert status.state is State.FAILED and status.retryable is retryable
     assert status.reason == f"{waiting['reason']}: {waiting['message']}"
@@ -186,13 +209,114 @@ def test_a_pod_that_can_never_start_fails_the_attempt_and_its_job_is_deleted(
     assert jobs_in(api_server, namespace) == []
 
 
-def test_an_unschedulable_pod_waits_for_capacity(api_server, executor, task, namespace):
+@pytest.mark.parametrize(("message", "retryable"), [
+    ('failed to pull "registry.example.com/mlbatch-train:0123": manifest unknown', False),
+    ('failed to pull "registry.example.com/mlbatch-train:0123": dial tcp: i/o timeout', True),
+])  # fmt: skip
+def test_a_failing_image_pull_gets_the_kubelets_retries_then_fails(
+    api_server, executor, task, namespace, clock, message, retryable
+):
+    handle = executor.launch(task)
+    name = handle["job"]
+    waiting_pod(api_server, namespace, name, reason="ErrImagePull", message=message)
+    first = executor.poll(handle)
+    assert first.state is State.PENDING and "the kubelet retries" in first.reason
+    clock.advance(60)  # the kubelet backs off: the same pod, now ImagePullBackOff
+    state = {"waiting": {"reason": "ImagePullBackOff", "message": message}}
+    api_server.set_pod_status(namespace, f"{name}-p", {
+        "phase": "Pending", "containerStatuses": [{"name": "stage", "state": state}],
+    })  # fmt: skip
+    assert executor.poll(handle).state is State.PENDING
+    assert deletes(api_server, namespace, name) == [], "no Job deleted within the grace"
+    clock.advance(61)  # 121 s since the first failed pull: past image_pull_timeout_s (120)
+    status = executor.poll(handle)
+    assert status.state is State.FAILED and status.retryable is retryable
+    assert status.reason.startswith(f"ImagePullBackOff: {message}")
+    assert len(deletes(api_server, namespace, name)) == 1
+
+
+MISSING_SA = ('Error creating: pods "{job}-x" is forbidden: error looking up service account '
+              '{ns}/mlbatch-stage: serviceaccount "mlbatch-stage" not found')  # fmt: skip
+QUOTA = ('Error creating: pods "{job}-x" is forbidden: exceeded quota: compute, requested: '
+         "limits.memory=4Gi, used: limits.memory=30Gi, limited: limits.memory=32Gi")  # fmt: skip
+
+
+@pytest.mark.parametrize(("message", "retryable"), [(MISSING_SA, False), (QUOTA, True)],
+                         ids=["missing-service-account", "quota"])  # fmt: skip
+def test_a_job_whose_pod_is_never_created_fails_after_create_timeout(
+    api_server, executor, task, namespace, clock, message, retryable
+):
+    handle = executor.launch(task)
+    name = handle["job"]
+    [job] = jobs_in(api_server, namespace)
+    text = message.format(job=name, ns=namespace)
+    # Events of another Job, and of an earlier Job of the same name, are not this one's.
+    api_server.add_event(namespace, "another-job", reason="FailedCreate", message="other")
+    api_server.add_event(namespace, name, reason="FailedCreate", message="old", uid="old-uid")
+    assert executor.poll(handle).reason == "waiting for the Job to create its pod"
+    api_server.add_event(namespace, name, reason="FailedCreate", message=text,
+                         uid=job.metadata.uid)  # fmt: skip
+    pending = executor.poll(handle)
+    assert pending.state is State.PENDING and pending.reason == f"FailedCreate (retrying): {text}"
+    clock.advance(61)  # past create_timeout_s (60) since the Job was first seen without a pod
+    status = executor.poll(handle)
+    assert status.state is State.FAILED and status.retryable is retryable
+    assert status.reason.startswith(f"FailedCreate: {text}")
+    assert len(deletes(api_server, namespace, name)) == 1
+    reads = api_server.requests("GET", f"/api/v1/namespaces/{namespace}/events")
+    assert reads and all("involvedObject.name=" + name in r.params["fieldSelector"] for r in reads)
+
+
+def test_a_job_without_a_pod_and_without_events_keeps_waiting(
+    api_server, executor, task, namespace, clock
+):
+    handle = executor.launch(task)
+    clock.advance(3000)
+    status = executor.poll(handle)
+    assert status.state is State.PENDING and deletes(api_server, namespace, handle["job"]) == []
+
+
+def test_unreadable_events_only_mean_waiting_longer(api_server, executor, task, namespace, clock):
+    handle = executor.launch(task)
+    [job] = jobs_in(api_server, namespace)
+    api_server.add_event(namespace, handle["job"], reason="FailedCreate", message="refused",
+                         uid=job.metadata.uid)  # fmt: skip
+    events = re.compile(f"/namespaces/{namespace}/events")
+    api_server.inject(Fault(method="GET", path=events, status=403, times=5))
+    clock.advance(100)
+    assert executor.poll(handle).state is State.PENDING
+
+
+def test_an_unschedulable_pod_waits_for_capacity_then_fails(
+    api_server, executor, task, namespace, clock
+):
     handle = executor.launch(task)
     api_server.add_pod(namespace, handle["job"], suffix="p", status=UNSCHEDULABLE)
     status = executor.poll(handle)
     assert status.state is State.PENDING
     assert status.reason == "Unschedulable: 0/3 nodes are available: 3 Insufficient nvidia.com/gpu."
+    clock.advance(100)
+    assert executor.poll(handle).state is State.PENDING
     assert len(jobs_in(api_server, namespace)) == 1
+    clock.advance(21)  # 121 s: past unschedulable_timeout_s (120)
+    status = executor.poll(handle)
+    assert status.state is State.FAILED and status.retryable is False
+    assert status.reason.startswith(
+        "Unschedulable: 0/3 nodes are available: 3 Insufficient nvidia.com/gpu. (unschedulable "
+        "for 121 s"
+    )
+    assert len(deletes(api_server, namespace, handle["job"])) == 1
+
+
+def test_an_unschedulable_timeout_of_zero_waits_for_the_deadline(
+    api_server, settings, task, namespace, clock
+):
+    settings = KubernetesSettings(namespace=namespace, unschedulable_timeout_s=0)
+    executor = KubernetesExecutor(settings, client_factory=api_server.api_client, clock=clock)
+    handle = executor.launch(task)
+    api_server.add_pod(namespace, handle["job"], suffix="p", status=UNSCHEDULABLE)
+    clock.advance(3000)
+    assert executor.poll(handle).state is State.PENDING
 
 
 def test_an_evicted_pod_is_replaced_and_the_replacement_followed(
@@ -297,8 +421,16 @@ def test_wait_follows_the_watch_to_the_end(api_server, executor, task, namespace
     status = executor.wait(handle, timeout_s=20, poll_interval_s=10)
     timer.join()
     assert status.state is State.SUCCEEDED
-    watches = api_server.requests("GET", f"/apis/batch/v1/namespaces/{namespace}/jobs")
+    lists, watches = lists_and_watches(api_server, namespace)
     assert [w.params["fieldSelector"] for w in watches] == [f"metadata.name={handle['job']}"]
+    assert len(lists) == 1
+
+
+def lists_and_watches(api_server, namespace):
+    """GETs of the jobs collection: plain lists, and watches (in the order sent)."""
+    gets = api_server.requests("GET", f"/apis/batch/v1/namespaces/{namespace}/jobs")
+    lists = [g for g in gets if g.params.get("watch") != "true"]
+    return lists, [g for g in gets if g.params.get("watch") == "true"]
 
 
 def test_wait_resumes_after_the_watch_expires(api_server, executor, task, namespace):
@@ -311,10 +443,32 @@ def test_wait_resumes_after_the_watch_expires(api_server, executor, task, namesp
     status = executor.wait(handle, timeout_s=20, poll_interval_s=10)
     timer.join()
     assert status.state is State.SUCCEEDED
-    watches = api_server.requests("GET", f"/apis/batch/v1/namespaces/{namespace}/jobs")
-    assert len(watches) == 3
+    lists, watches = lists_and_watches(api_server, namespace)
+    assert len(watches) >= 2 and len(lists) == len(watches)
     versions = [w.params.get("resourceVersion") for w in watches]
-    assert all(versions), f"each watch resumes from the version just read: {versions}"
+    assert all(versions), f"each watch resumes from the version just listed: {versions}"
+
+
+def test_a_watch_that_keeps_expiring_is_paused_and_re_listed_not_spun(
+    api_server, executor, task, namespace, sleeps
+):
+    """A Job unchanged for minutes has a resourceVersion the apiserver keeps no history
+    for: a watch from it answers 410 Gone at once, every time. The executor watches from
+    a fresh list's version instead, and pauses (growing) while 410s repeat."""
+    handle = executor.launch(task)
+    executor.poll(handle)  # the client's API modules load lazily (seconds on a busy CI box)
+    watch = re.compile(f"/namespaces/{namespace}/jobs\\?.*watch=true")
+    expired = Fault(method="GET", path=watch, status=410, times=4)
+    api_server.inject(expired)
+    status = executor.wait(handle, timeout_s=3, poll_interval_s=1)
+    assert status.state is State.PENDING and expired.times == 0
+    assert len(sleeps) == 4 and sleeps == sorted(sleeps), sleeps  # paused, growing
+    lists, watches = lists_and_watches(api_server, namespace)
+    assert len(watches) >= 5  # four expired, then at least one that ran its window
+    assert len(lists) == len(watches), "every watch starts from a fresh list"
+    job_version = jobs_in(api_server, namespace)[0].metadata.resource_version
+    versions = [w.params["resourceVersion"] for w in watches]
+    assert job_version not in versions and len(set(versions)) == len(versions), versions
 
 
 def test_wait_returns_the_last_status_at_its_timeout(api_server, executor, task, namespace):

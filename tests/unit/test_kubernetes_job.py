@@ -277,6 +277,48 @@ def test_settings_come_from_the_charts_environment_then_overrides():
         KubernetesSettings.from_env(environ={"MLBATCH_K8S_SCHEDULING": "{nope"})
 
 
+OWNED = {"owner_job_name": "mlbatch-run-1", "owner_job_uid": "0d6f7d0e-1111-4a5b-9c1d-2e3f4a5b6c7d",
+         "owner_namespace": "ml"}  # fmt: skip
+
+
+def test_stage_jobs_of_an_in_cluster_controller_belong_to_its_job():
+    """Deleting the controller Job deletes its stage Jobs (garbage collection) instead of
+    orphaning them; a restarted controller pod of the same Job is the same owner."""
+    job = build_job(make_task(), KubernetesSettings(namespace="ml", **OWNED))
+    kubernetes_validate.validate(job, KUBERNETES_VERSION, strict=True)
+    assert job["metadata"]["ownerReferences"] == [{
+        "apiVersion": "batch/v1", "kind": "Job", "name": "mlbatch-run-1",
+        "uid": OWNED["owner_job_uid"], "controller": False, "blockOwnerDeletion": False,
+    }]  # fmt: skip
+    assert "ownerReferences" not in job["spec"]["template"]["metadata"]
+    # From the host (no owner), or into another namespace (an owner there would read as
+    # deleted, and the garbage collector would delete the stage Job): none.
+    assert "ownerReferences" not in build_job(make_task(), KubernetesSettings())["metadata"]
+    elsewhere = KubernetesSettings(namespace="other", **OWNED)
+    assert "ownerReferences" not in build_job(make_task(), elsewhere)["metadata"]
+
+
+def test_owner_and_pending_limits_come_from_the_charts_environment():
+    environ = {
+        "MLBATCH_K8S_OWNER_JOB": "mlbatch-run-1",
+        "MLBATCH_K8S_OWNER_JOB_UID": OWNED["owner_job_uid"],
+        "MLBATCH_K8S_OWNER_NAMESPACE": "ml",
+        "MLBATCH_K8S_CREATE_TIMEOUT_S": "30",
+        "MLBATCH_K8S_UNSCHEDULABLE_TIMEOUT_S": "0",
+        "MLBATCH_K8S_IMAGE_PULL_TIMEOUT_S": "90.5",
+    }
+    settings = KubernetesSettings.from_env(environ=environ, namespace="ml")
+    assert settings == KubernetesSettings(
+        namespace="ml", create_timeout_s=30.0, unschedulable_timeout_s=0.0,
+        image_pull_timeout_s=90.5, **OWNED,
+    )  # fmt: skip
+    defaults = KubernetesSettings()
+    assert (defaults.create_timeout_s, defaults.unschedulable_timeout_s,
+            defaults.image_pull_timeout_s) == (60.0, 120.0, 120.0)  # fmt: skip
+    with pytest.raises(BadInput, match="MLBATCH_K8S_CREATE_TIMEOUT_S must be a number"):
+        KubernetesSettings.from_env(environ={"MLBATCH_K8S_CREATE_TIMEOUT_S": "1m"})
+
+
 def test_long_names_are_cut_to_63_characters_and_stay_unique():
     first = job_name(run_id=RUN_ID, stage="evaluate", attempt="a" * 40)
     second = job_name(run_id=RUN_ID, stage="evaluate", attempt="a" * 39 + "b")
@@ -390,8 +432,12 @@ FAILED = {
         (job(), [pod("Pending", conditions=[{"type": "PodScheduled", "status": "False",
                  "reason": "Unschedulable", "message": "0/3 nodes: Insufficient nvidia.com/gpu"}])],
          State.PENDING, False, "Unschedulable: 0/3 nodes: Insufficient nvidia.com/gpu"),
+        # The kubelet retries pulls: a first sighting waits (kubernetes_pending decides when
+        # waiting ends; tests/unit/test_kubernetes_pending.py).
         (job(), [pod("Pending", waiting={"reason": "ImagePullBackOff", "message": "not found"})],
-         State.FAILED, True, "ImagePullBackOff: not found"),
+         State.PENDING, False, "ImagePullBackOff: not found (the kubelet retries)"),
+        (job(), [pod("Pending", waiting={"reason": "ErrImageNeverPull", "message": "absent"})],
+         State.FAILED, False, "ErrImageNeverPull: absent"),
         (job(), [pod("Pending", waiting={"reason": "CreateContainerConfigError",
                  "message": 'secret "mlbatch-credentials" not found'})],
          State.FAILED, False, "CreateContainerConfigError: secret"),

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 
 import pytest
 
-from mlbatch import cache, runs
+from mlbatch import cache, runs, storage
 from mlbatch.controller import planner, revisions
 from mlbatch.controller.executor import StageStatus, StageTask, State, status_from_exit_code
-from mlbatch.controller.runner import Controller
+from mlbatch.controller.runner import Controller, RunExitCode
 from mlbatch.manifest import Manifest, Profile, commit, config_hash
 from mlbatch.runs import RunLayout
 from mlbatch.spec import STAGES, PipelineSpec, validate_spec
@@ -116,7 +118,9 @@ def test_retries_exhausted_fails_the_run_with_a_retryable_code(layout):
     executor = ScriptedExecutor(layout, {"train": [1]})
     result = _controller(layout, executor).run()
     assert result.state == "failed" and result.failed_stage == "train"
-    assert result.exit_code == 1
+    # Not 1: the controller Job's podFailurePolicy must end the Job, not restart the
+    # controller (which would resume and retry the stage all over again).
+    assert result.exit_code == RunExitCode.RUN_FAILED == 5
     assert len(runs.read_state(layout)["stages"]["train"]["attempts"]) == 3  # 1 + 2 retries
     assert "evaluate" not in [s for s, _ in executor.launched]
 
@@ -236,3 +240,67 @@ def test_a_spec_with_predict_is_a_scoring_pipeline(layout):
     assert result.state == "succeeded"
     assert [stage for stage, _ in executor.launched] == ["etl", "predict"]
     assert set(runs.read_state(layout)["stages"]) == {"etl", "predict"}
+
+
+def _request_cancel(layout) -> None:
+    storage.create_exclusive(layout.cancel_uri, b"{}")
+
+
+@pytest.mark.timeout(20)
+def test_a_cancelled_run_exits_with_its_own_code(layout):
+    executor = ScriptedExecutor(layout, {})
+    executor.poll = lambda handle: (  # train runs until `mlbatch cancel`
+        (_request_cancel(layout) or StageStatus(state=State.RUNNING))
+        if handle["stage"] == "train" else status_from_exit_code(handle["code"])
+    )  # fmt: skip
+    result = _controller(layout, executor).run()
+    assert (result.state, result.exit_code) == ("cancelled", RunExitCode.RUN_CANCELLED)
+    assert result.exit_code == 6 and executor.cancelled == ["train"]
+
+
+@pytest.mark.timeout(20)  # adopted and not cancelled, the found attempt would run forever
+def test_a_controller_restarted_after_a_cancel_stops_what_it_adopts_and_launches_nothing(layout):
+    running = _left_running(layout, "train")
+    _request_cancel(layout)
+    executor = ScriptedExecutor(layout, {}, left_running={running})
+    result = _controller(layout, executor).run()
+    assert (result.state, result.exit_code) == ("cancelled", 6)
+    assert executor.launched == [] and executor.cancelled == ["train"]
+
+
+@pytest.mark.timeout(20)
+def test_sigterm_records_the_run_and_exits_leaving_its_stages_to_the_next_controller(layout):
+    executor = ScriptedExecutor(layout, {})
+    polls = []
+
+    def poll(handle):
+        if handle["stage"] != "train":
+            return status_from_exit_code(handle["code"])
+        polls.append(1)
+        if len(polls) == 2:
+            os.kill(os.getpid(), signal.SIGTERM)  # the pod is being deleted
+        return StageStatus(state=State.RUNNING)
+
+    executor.poll = poll
+    before = signal.getsignal(signal.SIGTERM)
+    started = time.monotonic()
+    result = _controller(layout, executor).run()
+    assert time.monotonic() - started < 5
+    assert (result.state, result.exit_code) == ("interrupted", RunExitCode.INTERRUPTED)
+    assert result.exit_code == 143
+    assert signal.getsignal(signal.SIGTERM) == before, "the handler is put back"
+    assert executor.cancelled == []
+    state = runs.read_state(layout)
+    assert state["state"] == "interrupted" and state["exit_code"] == 143
+    train = state["stages"]["train"]
+    assert train["state"] == "RUNNING" and train["attempts"][-1]["state"] == "RUNNING"
+    assert state["stages"]["evaluate"]["state"] == "PENDING", "nothing is skipped"
+
+    # The Job's next pod adopts the running train attempt instead of launching another.
+    nxt = ScriptedExecutor(layout, {})
+    nxt.find = lambda run_id, stage, attempt: (
+        commit_stage(layout, stage, attempt, runs.SPEC_NAME)
+        or {"executor": "scripted", "stage": stage, "code": 0}
+    )
+    assert _controller(layout, nxt).run().state == "succeeded"
+    assert [s for s, _ in nxt.launched] == ["evaluate"]

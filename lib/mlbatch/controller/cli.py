@@ -38,9 +38,17 @@ NamespaceOption = Annotated[
 ContextOption = Annotated[
     str | None, typer.Option(help="kubeconfig context (kubernetes executor).")
 ]
+# The run's end as an exit code (runner.RunExitCode; docs/kubernetes.md: the controller
+# Job's podFailurePolicy ends the Job on 2-6 and starts a new pod on anything else).
+EXIT_CODES = (
+    "Exit codes: 0 succeeded; 2 bad spec, input or usage; 3 rejected (a quality gate "
+    "failed); 5 failed (a stage failed for good, retries used up); 6 cancelled; 143 "
+    "stopped by SIGTERM (stages go on; the next controller adopts them); 1 the controller "
+    "itself failed (`mlbatch resume` continues)."
+)
 
 
-@app.command()
+@app.command(epilog=EXIT_CODES)
 def run(
     spec_file: Annotated[
         Path | None, typer.Argument(help="Pipeline spec (YAML).", show_default=False)
@@ -76,7 +84,7 @@ def run(
     _drive(layout, spec, executor, output=output, force=force or [])
 
 
-@app.command()
+@app.command(epilog=EXIT_CODES)
 def resume(
     run_id: cli_runs.RunIdArgument,
     storage_option: StorageOption = None,

@@ -17,6 +17,7 @@ from mlbatch.controller.kubernetes_client import (
     TRANSIENT_STATUSES,
     api_failure,
     call_with_retries,
+    describe_api_error,
     load_api_client,
 )
 from mlbatch.controller.kubernetes_job import (
@@ -25,20 +26,21 @@ from mlbatch.controller.kubernetes_job import (
     build_job,
     job_name,
 )
+from mlbatch.controller.kubernetes_pending import (
+    PendingLimits,
+    Stopwatch,
+    Waited,
+    never_waited,
+    no_pod_status,
+    unschedulable_status,
+    waiting_status,
+)
 from mlbatch.errors import MlbatchError
 
 log = logging.getLogger(__name__)
 
 # kubernetes.io/docs/reference/labels-annotations-taints/#batch-kubernetes-io-job-name
 JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
-# Container waiting reasons that never clear up by themselves (True: a new attempt may help).
-STUCK_WAITING_REASONS = {
-    "ErrImagePull": True,
-    "ImagePullBackOff": True,
-    "InvalidImageName": False,
-    "CreateContainerConfigError": False,  # a missing Secret, ConfigMap or key
-    "CreateContainerError": True,
-}
 MESSAGE_LIMIT = 300  # characters of a pod's termination message kept in a reason
 
 
@@ -53,6 +55,7 @@ class KubernetesExecutor:
         *,
         client_factory: Callable[[], client.ApiClient] | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings or KubernetesSettings()
         self._client_factory = client_factory or (
@@ -60,6 +63,14 @@ class KubernetesExecutor:
         )
         self._sleep = sleep
         self._api_client: client.ApiClient | None = None
+        # How long each pending condition has lasted (a pod unschedulable, a pull failing).
+        self._stopwatch = Stopwatch(clock)
+        self._limits = PendingLimits(
+            create_timeout_s=self.settings.create_timeout_s,
+            unschedulable_timeout_s=self.settings.unschedulable_timeout_s,
+            image_pull_timeout_s=self.settings.image_pull_timeout_s,
+        )
+        self._events_refused = False  # events could not be read (RBAC): said once
 
     def launch(self, task: StageTask) -> Handle:
         """Create the attempt's Job; if it already exists (a lost answer, a restart), adopt it."""
@@ -94,8 +105,9 @@ class KubernetesExecutor:
     def poll(self, handle: Handle) -> StageStatus:
         """The attempt's state from its Job's conditions, its pod's phase and container state.
 
-        A pod that can never start (its image cannot be pulled, a Secret is missing) is
-        reported FAILED and its Job deleted, so a failed attempt never lingers.
+        A pod that can never start (its image cannot be pulled, a Secret is missing, no
+        pod is ever created, no node takes it; kubernetes_pending.py says how long each
+        may last) is reported FAILED and its Job deleted, so a failed attempt never lingers.
         """
         return self._observe(handle)[0]
 
@@ -122,11 +134,12 @@ class KubernetesExecutor:
     ) -> StageStatus:
         """Watch the Job until the attempt finishes or timeout_s passes; the last status.
 
-        An expired watch (410 Gone) or a dropped connection resumes from a fresh read.
+        An expired watch (410 Gone) or a dropped connection resumes from a fresh list,
+        after a pause that grows while they repeat.
         """
         namespace, name = handle["namespace"], handle["job"]
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
-        status, version = self._observe(handle)
+        status, _ = self._observe(handle)
         failures = 0
         while not status.state.finished:
             window = poll_interval_s
@@ -134,9 +147,12 @@ class KubernetesExecutor:
                 window = min(window, deadline - time.monotonic())
                 if window <= 0:
                     break
-            # Watch from the version just read, so no change in between is missed. Any event
-            # is a cue to read the Job (and its pod) again; a quiet window ends in a read too,
-            # since pod trouble (image pulls, scheduling) leaves the Job untouched.
+            # Watch from the resourceVersion of a LIST, not of the Job itself: a Job that
+            # has not changed for minutes has a version the apiserver no longer keeps
+            # history for, and a watch from it answers 410 Gone at once, every time. Any
+            # event is a cue to read the Job (and its pod) again; a quiet window ends in a
+            # read too, since pod trouble (image pulls, scheduling) leaves the Job untouched.
+            version = self._list_version(namespace, name)
             since = {"resource_version": version} if version else {}
             try:
                 for _ in watch.Watch().stream(
@@ -155,9 +171,9 @@ class KubernetesExecutor:
                     raise api_failure(error, what=f"watch Job {namespace}/{name}") from error
                 log.info("watch on Job %s/%s ended (HTTP %s): resuming", namespace, name,
                          error.status)  # fmt: skip
-                if error.status != 410:
-                    failures += 1
-                    self._back_off(failures)
+                # A pause on 410 too: a watch that keeps expiring must not spin the loop.
+                failures += 1
+                self._back_off(failures)
             except urllib3.exceptions.HTTPError as error:
                 log.info("watch on Job %s/%s dropped (%s): resuming", namespace, name, error)
                 failures += 1
@@ -170,13 +186,19 @@ class KubernetesExecutor:
         namespace, name = handle["namespace"], handle["job"]
         job = self._read_job(namespace, name)
         if job is None:
+            self._stopwatch.forget(name)
             return StageStatus(
                 state=State.CANCELLED,
                 reason=f"Job {namespace}/{name} no longer exists (deleted, or removed "
                 "after ttlSecondsAfterFinished)",
             ), None
         pods = [] if _true_conditions(job).get("Complete") else self._list_pods(namespace, name)
-        status = job_status(job, pods)
+        events = self._list_job_events(job) if _waits_for_its_pod(job, pods) else []
+        status = job_status(
+            job, pods, events=events, waited=self._stopwatch.waited, limits=self._limits
+        )
+        if status.state.finished:
+            self._stopwatch.forget(name)
         if status.state is State.FAILED and not _job_finished(job):
             log.warning("Job %s/%s cannot run (%s): deleting it", namespace, name, status.reason)
             self.cancel(handle)
@@ -232,6 +254,40 @@ class KubernetesExecutor:
             raise api_failure(error, what=what) from error
         return answer.get("items") or []
 
+    def _list_version(self, namespace: str, name: str) -> str | None:
+        """A current resourceVersion to watch the Job from: its list's, not its own."""
+        what = f"list Job {namespace}/{name}"
+        try:
+            answer = self._call(what, self._batch.list_namespaced_job, namespace,
+                                field_selector=f"metadata.name={name}")  # fmt: skip
+        except (client.ApiException, urllib3.exceptions.HTTPError) as error:
+            raise api_failure(error, what=what) from error
+        return (answer.get("metadata") or {}).get("resourceVersion")
+
+    def _list_job_events(self, job: dict[str, Any]) -> list[dict[str, Any]]:
+        """The Job's events (FailedCreate says why it has no pod); [] if unreadable.
+
+        Best effort: without them an attempt only waits longer, so an RBAC gap or an API
+        hiccup is logged, never fatal.
+        """
+        metadata = job.get("metadata", {})
+        namespace, name = metadata.get("namespace", self.settings.namespace), metadata["name"]
+        selector = f"involvedObject.kind=Job,involvedObject.name={name}"
+        if metadata.get("uid"):  # not an earlier Job of the same name
+            selector += f",involvedObject.uid={metadata['uid']}"
+        try:
+            answer = self._call(f"list events of Job {namespace}/{name}",
+                                self._core.list_namespaced_event, namespace,
+                                field_selector=selector)  # fmt: skip
+        except (client.ApiException, urllib3.exceptions.HTTPError) as error:
+            if not self._events_refused:
+                log.warning("cannot read events of Job %s/%s (%s): a Job whose pods are "
+                            "refused waits for its deadline", namespace, name,
+                            describe_api_error(error))  # fmt: skip
+            self._events_refused = True
+            return []
+        return answer.get("items") or []
+
     def _handle(self, namespace: str, name: str) -> Handle:
         return {"executor": self.name, "namespace": namespace, "job": name}
 
@@ -251,8 +307,18 @@ class KubernetesExecutor:
             )
 
 
-def job_status(job: dict[str, Any], pods: list[dict[str, Any]]) -> StageStatus:
-    """The attempt's status from its Job and the Job's pods (pure, for poll and for tests)."""
+def job_status(
+    job: dict[str, Any],
+    pods: list[dict[str, Any]],
+    *,
+    events: list[dict[str, Any]] | None = None,
+    waited: Waited = never_waited,
+    limits: PendingLimits = PendingLimits(),
+) -> StageStatus:
+    """The attempt's status from its Job, the Job's pods and events (pure, but for `waited`).
+
+    `waited(key)`: seconds since a pending condition was first seen (kubernetes_pending).
+    """
     if job.get("metadata", {}).get("deletionTimestamp"):
         return StageStatus(state=State.CANCELLED, reason="Job is being deleted")
     conditions = _true_conditions(job)
@@ -264,8 +330,8 @@ def job_status(job: dict[str, Any], pods: list[dict[str, Any]]) -> StageStatus:
     if job.get("spec", {}).get("suspend"):
         return StageStatus(state=State.PENDING, reason="Job is suspended (queued, e.g. by Kueue)")
     if pod is None:
-        return StageStatus(state=State.PENDING, reason="waiting for the Job to create its pod")
-    return _active_pod_status(pod)
+        return no_pod_status(job, events or [], waited=waited, limits=limits)
+    return _active_pod_status(pod, waited=waited, limits=limits)
 
 
 def _failed_job_status(
@@ -320,7 +386,9 @@ def _failed_pod_status(pod: dict[str, Any], job: dict[str, Any]) -> StageStatus 
     return by_code
 
 
-def _active_pod_status(pod: dict[str, Any]) -> StageStatus:
+def _active_pod_status(
+    pod: dict[str, Any], *, waited: Waited = never_waited, limits: PendingLimits = PendingLimits()
+) -> StageStatus:
     status = pod.get("status", {})
     phase = status.get("phase", "Pending")
     if phase == "Running":
@@ -338,18 +406,16 @@ def _active_pod_status(pod: dict[str, Any]) -> StageStatus:
         return StageStatus(state=State.RUNNING, reason=f"pod {phase.lower()}; Job catching up")
     for condition in _pod_conditions(pod):
         if condition.get("type") == "PodScheduled" and condition.get("reason") == "Unschedulable":
-            return StageStatus(
-                state=State.PENDING, reason=f"Unschedulable: {condition.get('message', '')}"
-            )
+            return unschedulable_status(pod, condition, waited=waited, limits=limits)
     waiting = _stage_container_state(pod).get("waiting") or {}
-    waiting_reason = waiting.get("reason", "")
-    if waiting_reason in STUCK_WAITING_REASONS:
-        return StageStatus(
-            state=State.FAILED,
-            retryable=STUCK_WAITING_REASONS[waiting_reason],
-            reason=f"{waiting_reason}: {waiting.get('message', '')}".rstrip(": "),
-        )
-    return StageStatus(state=State.PENDING, reason=waiting_reason or "pod pending")
+    return waiting_status(pod, waiting, waited=waited, limits=limits)
+
+
+def _waits_for_its_pod(job: dict[str, Any], pods: list[dict[str, Any]]) -> bool:
+    """No pod yet, and nothing else explains it: its events may (FailedCreate)."""
+    if pods or _job_finished(job) or job.get("spec", {}).get("suspend"):
+        return False
+    return not job.get("metadata", {}).get("deletionTimestamp")
 
 
 def _job_finished(job: dict[str, Any]) -> bool:

@@ -100,6 +100,28 @@ class KubernetesSettings:
     api_attempts: int = 6
     api_retry_delay_s: float = 0.5
     api_retry_max_delay_s: float = 30.0
+    # How long an attempt may wait in ways that usually never clear up before it fails,
+    # instead of sitting out activeDeadlineSeconds (kubernetes_pending.py). Each is
+    # counted from when this controller first saw the condition, in seconds:
+    # - the Job has no pod and its events say FailedCreate (a missing ServiceAccount, a
+    #   quota, an admission webhook or Pod Security refusing the pod). Default 60.
+    create_timeout_s: float = 60.0
+    # - the pod is PodScheduled=False/Unschedulable (no node has the GPU, memory or label
+    #   it asks for). 0 = wait for activeDeadlineSeconds, e.g. where a cluster
+    #   autoscaler may still add a node. Default 120.
+    unschedulable_timeout_s: float = 120.0
+    # - the image cannot be pulled (ErrImagePull, ImagePullBackOff): the kubelet's own
+    #   retries get this long first. ErrImageNeverPull and InvalidImageName fail at once.
+    #   Default 120.
+    image_pull_timeout_s: float = 120.0
+    # The controller's own Job, when it runs in-cluster as one (the chart passes its name
+    # and uid from the pod's labels): every stage Job gets an ownerReference to it, so
+    # deleting the controller Job deletes its stages (garbage collection) instead of
+    # orphaning them. Only set within the same namespace (an owner in another namespace
+    # would look absent to the garbage collector, which then deletes the stage Job).
+    owner_job_name: str | None = None
+    owner_job_uid: str | None = None
+    owner_namespace: str | None = None
 
     @classmethod
     def from_env(
@@ -110,6 +132,12 @@ class KubernetesSettings:
         values: dict[str, Any] = {
             field: env[name] for name, field in SETTINGS_ENV.items() if env.get(name)
         }
+        for name, field in SECONDS_ENV.items():
+            if env.get(name):
+                try:
+                    values[field] = float(env[name])
+                except ValueError as error:
+                    raise BadInput(f"{name} must be a number of seconds: {error}") from error
         if values.get("credentials_mode", "secret") not in ("secret", "serviceAccount"):
             raise BadInput(
                 f"MLBATCH_K8S_CREDENTIALS_MODE must be secret or serviceAccount, "
@@ -142,6 +170,14 @@ SETTINGS_ENV = {
     "MLBATCH_K8S_SECRET": "credentials_secret",
     "MLBATCH_K8S_CONFIG_MAP": "storage_config_map",
     "MLBATCH_K8S_INSTANCE": "instance",
+    "MLBATCH_K8S_OWNER_JOB": "owner_job_name",
+    "MLBATCH_K8S_OWNER_JOB_UID": "owner_job_uid",
+    "MLBATCH_K8S_OWNER_NAMESPACE": "owner_namespace",
+}
+SECONDS_ENV = {
+    "MLBATCH_K8S_CREATE_TIMEOUT_S": "create_timeout_s",
+    "MLBATCH_K8S_UNSCHEDULABLE_TIMEOUT_S": "unschedulable_timeout_s",
+    "MLBATCH_K8S_IMAGE_PULL_TIMEOUT_S": "image_pull_timeout_s",
 }
 # ConfigMap keys only a stage itself needs: train connects to a RayCluster when set.
 STAGE_CONFIG_KEYS = {"train": ("RAY_ADDRESS",)}
@@ -224,6 +260,9 @@ def build_job(task: StageTask, settings: KubernetesSettings) -> dict[str, Any]:
     }
     if settings.annotations:
         metadata["annotations"] = dict(settings.annotations)
+    owner = owner_reference(settings)
+    if owner is not None:
+        metadata["ownerReferences"] = [owner]
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -266,6 +305,26 @@ def build_job(task: StageTask, settings: KubernetesSettings) -> dict[str, Any]:
                 "spec": pod_spec,
             },
         },
+    }
+
+
+def owner_reference(settings: KubernetesSettings) -> dict[str, Any] | None:
+    """The ownerReference to the controller's own Job, when it runs as one (else None)."""
+    if not (settings.owner_job_name and settings.owner_job_uid):
+        return None
+    if (settings.owner_namespace or settings.namespace) != settings.namespace:
+        return None  # owners are namespaced: a cross-namespace one reads as deleted
+    # kubernetes.io/docs/concepts/overview/working-with-objects/owners-dependents
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "name": settings.owner_job_name,
+        "uid": settings.owner_job_uid,
+        # Not the stage Job's managing controller (the Job controller manages pods, not
+        # Jobs), and never blocking: deleting the controller Job must not wait on stages,
+        # and blocking would need `update` on jobs/finalizers besides.
+        "controller": False,
+        "blockOwnerDeletion": False,
     }
 
 

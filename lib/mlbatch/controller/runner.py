@@ -6,9 +6,13 @@ controller started again on the same run resumes where the last one stopped.
 
 from __future__ import annotations
 
+import enum
 import random
+import signal
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from mlbatch import cache, logs, runs, storage
@@ -26,6 +30,26 @@ DEFAULT_RESOURCES = {"train": Resources(cpu="2", memory="4Gi")}
 LOG_TAIL_LINES = 20
 HEARTBEAT_S = 10  # run.json is rewritten at least this often while the controller lives
 CANCEL_CHECK_S = 2
+SLEEP_SLICE_S = 0.5  # a stop signal ends the pause between polls within this
+
+
+class RunExitCode(enum.IntEnum):
+    """How a controller ends that is not a stage's class (0, 2, 3 are shared with stages).
+
+    Distinct codes, so the controller Job's podFailurePolicy can tell a run that is over
+    (FailJob: a new pod would only retry it) from a controller that crashed or was stopped
+    (a new pod resumes the run); charts/mlbatch/templates/controller-cronjob.yaml.
+    """
+
+    RUN_FAILED = 5  # a stage failed for good (its retries used up): the run is over
+    RUN_CANCELLED = 6  # `mlbatch cancel` (or Ctrl-C): the run is over until `mlbatch resume`
+    # SIGTERM (128 + 15): the pod is being deleted or the node drained. The stages run on
+    # and a new controller (the Job's next pod, or `mlbatch resume`) adopts them.
+    INTERRUPTED = 143
+
+
+class Interrupted(Exception):
+    """SIGTERM arrived: stop driving the run, leaving its stages running."""
 
 
 @dataclass
@@ -93,6 +117,7 @@ class Controller:
         self._retry_at: dict[str, float] = {}
         self._tries: dict[str, int] = {}  # attempts launched by this controller, per stage
         self._cancel_checked = 0.0
+        self._stop_signal: int | None = None  # set by the SIGTERM handler
 
     def _new_state(self) -> dict:
         return {
@@ -121,13 +146,73 @@ class Controller:
         self._adopt_running()
         self._save()
         try:
-            return self._loop()
+            with self._sigterm_stops_the_loop():
+                if self._cancel_requested(now=True):
+                    # A controller restarted after `mlbatch cancel` (its Job's next pod)
+                    # stops what it adopted and launches nothing.
+                    return self._cancelled("cancelled by `mlbatch cancel`")
+                return self._loop()
         except KeyboardInterrupt:
-            self._cancel_running("cancelled by the user")
-            return self._finish("cancelled", ExitCode.FAILED, message="cancelled")
+            return self._cancelled("cancelled by the user")
+        except Interrupted:
+            return self._interrupted()
+
+    def _cancelled(self, reason: str) -> RunResult:
+        self._cancel_running(reason)
+        return self._finish("cancelled", RunExitCode.RUN_CANCELLED, message="cancelled")
+
+    def _interrupted(self) -> RunResult:
+        """Record that this controller stopped, and leave every running stage running.
+
+        Not `_finish`: nothing is cancelled or skipped, and run.json's "interrupted" (not
+        "running") lets `mlbatch resume` and `mlbatch cancel` act at once.
+        """
+        message = "controller stopped by SIGTERM; its running stages go on, and the next "
+        message += "controller (the Job's next pod, or `mlbatch resume`) adopts them"
+        self.state.update(state="interrupted", exit_code=int(RunExitCode.INTERRUPTED),
+                          message=message)  # fmt: skip
+        self._save()
+        return RunResult(
+            run_id=self.layout.run_id, state="interrupted",
+            exit_code=int(RunExitCode.INTERRUPTED), message=message,
+            stages=self.state["stages"],
+        )  # fmt: skip
+
+    @contextmanager
+    def _sigterm_stops_the_loop(self) -> Iterator[None]:
+        """While the run is driven, SIGTERM ends the loop at its next safe point.
+
+        The handler only records the signal: the loop checks it between steps, so a
+        launch is never cut between recording an attempt and creating it.
+        """
+        if threading.current_thread() is not threading.main_thread():
+            yield  # signal handlers can only be set from the main thread
+            return
+
+        def stop(signum: int, frame: object) -> None:
+            self._stop_signal = signum
+
+        previous = signal.signal(signal.SIGTERM, stop)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+
+    def _check_stop(self) -> None:
+        if self._stop_signal is not None:
+            raise Interrupted()
+
+    def _pause(self) -> None:
+        """Sleep between polls, in short slices so a SIGTERM is acted on promptly."""
+        end = time.monotonic() + self.poll_interval_s
+        while (left := end - time.monotonic()) > 0:
+            self._check_stop()
+            time.sleep(min(left, SLEEP_SLICE_S))
+        self._check_stop()
 
     def _loop(self) -> RunResult:
         while True:
+            self._check_stop()
             done = {s for s in self.stages if self._stage(s)["state"] == State.SUCCEEDED}
             rejected = [s for s in self.stages if self._stage(s)["state"] == REJECTED]
             if rejected and not self._running:
@@ -140,6 +225,7 @@ class Controller:
             now = time.time()
             for stage in planner.ready(done, set(self._running), self.stages):
                 if self._retry_at.get(stage, 0) <= now and self._stage(stage)["state"] != REJECTED:
+                    self._check_stop()
                     self._launch(stage)
             for stage, handle in list(self._running.items()):
                 status = self.executor.poll(handle)
@@ -148,17 +234,16 @@ class Controller:
                     if failure is not None:
                         return failure
             if self._cancel_requested():
-                self._cancel_running("cancelled by `mlbatch cancel`")
-                return self._finish("cancelled", ExitCode.FAILED, message="cancelled")
+                return self._cancelled("cancelled by `mlbatch cancel`")
             if time.time() - self.state.get("updated", 0) > HEARTBEAT_S:
                 self._save()  # the heartbeat: `resume` and `cancel` see a live controller
-            time.sleep(self.poll_interval_s)
+            self._pause()
 
-    def _cancel_requested(self) -> bool:
-        now = time.time()
-        if now - self._cancel_checked < CANCEL_CHECK_S:
+    def _cancel_requested(self, *, now: bool = False) -> bool:
+        """Whether `mlbatch cancel` left its marker (looked up at most every 2 s)."""
+        if not now and time.time() - self._cancel_checked < CANCEL_CHECK_S:
             return False
-        self._cancel_checked = now
+        self._cancel_checked = time.time()
         return storage.exists(self.layout.cancel_uri)
 
     def _resume_record(self) -> dict:
@@ -277,7 +362,8 @@ class Controller:
         record["state"] = State.FAILED.value
         record["reason"] = status.reason
         self._cancel_running(f"{stage} failed")
-        exit_code = status.exit_code if status.exit_code in (2, 3) else ExitCode.FAILED
+        # 2 and 3 keep their meaning; anything else is the run's own "failed for good".
+        exit_code = status.exit_code if status.exit_code in (2, 3) else RunExitCode.RUN_FAILED
         log_tail = self._log_tail(stage, attempt["id"], handle)
         # A stage's last line states its failure ("etl: target column ... is not in ...").
         last = log_tail.splitlines()[-1] if log_tail else ""
