@@ -20,6 +20,9 @@ CONTAINER_ENGINE ?= $(shell command -v podman >/dev/null 2>&1 && echo podman || 
 # Host network for the builds: pip reaches PyPI the way the host does (proxies included),
 # and podman needs no container network set up on the build host.
 IMAGE_BUILD_FLAGS ?= --network=host
+# Docker's BuildKit adds a provenance attestation by default (docker 24+), which makes the
+# image an index `kind load docker-image` cannot import; podman has no such flag.
+ENGINE_BUILD_FLAGS = $(if $(filter docker,$(notdir $(CONTAINER_ENGINE))),--provenance=false)
 IMAGES_PYTHON    ?= .venv/bin/python
 # Shell snippet: the tag of image $$name (a stage's code version; the controller's for it).
 images_tag = $$($(IMAGES_PYTHON) -m mlbatch.codeversion $$([ $$name = controller ] || echo $$name))
@@ -34,7 +37,7 @@ images: ## build every stage image and the controller image, tagged with the cod
 	@for name in $(IMAGE_NAMES); do \
 	  tag=$(images_tag); image=$(IMAGE_REPOSITORY)-$$name:$$tag; \
 	  echo "building $$image with $(CONTAINER_ENGINE)"; start=$$(date +%s); \
-	  $(CONTAINER_ENGINE) build $(IMAGE_BUILD_FLAGS) --build-arg BASE_IMAGE=$(BASE_IMAGE) \
+	  $(CONTAINER_ENGINE) build $(IMAGE_BUILD_FLAGS) $(ENGINE_BUILD_FLAGS) --build-arg BASE_IMAGE=$(BASE_IMAGE) \
 	    --build-arg CODE_VERSION=$$tag \
 	    -t $$image -f images/$$name/Dockerfile . || exit 1; \
 	  echo "::: image $$name: $$(( $$(date +%s) - start ))s"; \

@@ -382,7 +382,20 @@ def test_the_cronjob_is_a_suspended_run_template_that_resumes_by_job_name():
         "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}],
     } in rules
     fail = next(r for r in rules if r["action"] == "FailJob")["onExitCodes"]
-    assert fail["containerName"] == "controller" and fail["values"] == [2, 3, 4]
+    # A run that is over ends the Job: a new pod would retry its failed stage (up to
+    # backoffLimit times) or undo a cancel. The codes are the controller's own.
+    from mlbatch.controller.runner import RunExitCode
+    from mlbatch.errors import ExitCode
+
+    final = [ExitCode.BAD_INPUT, ExitCode.VALIDATION_FAILED, ExitCode.SUPERSEDED,
+             RunExitCode.RUN_FAILED, RunExitCode.RUN_CANCELLED]  # fmt: skip
+    assert fail["containerName"] == "controller" and fail["values"] == [int(c) for c in final]
+    # SIGTERM (the pod deleted, the node drained) is a disruption: the next pod adopts.
+    assert {"action": "Ignore", "onExitCodes": {
+        "containerName": "controller", "operator": "In",
+        "values": [int(RunExitCode.INTERRUPTED)],
+    }} in rules  # fmt: skip
+    assert rules.index(next(r for r in rules if r["action"] == "FailJob")) < len(rules) - 1
 
     container = controller_container(objects)
     assert container["command"] == ["mlbatch"]
@@ -396,6 +409,14 @@ def test_the_cronjob_is_a_suspended_run_template_that_resumes_by_job_name():
         "fieldRef": {"fieldPath": "metadata.labels['batch.kubernetes.io/job-name']"}
     }
     assert env["POD_NAMESPACE"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
+    # Its own Job, from its pod's labels, owns the stage Jobs (no API call, no RBAC).
+    assert env["MLBATCH_K8S_OWNER_JOB"] == env["MLBATCH_JOB_NAME"]
+    assert env["MLBATCH_K8S_OWNER_JOB_UID"] == {
+        "fieldRef": {"fieldPath": "metadata.labels['batch.kubernetes.io/controller-uid']"}
+    }
+    assert env["MLBATCH_K8S_OWNER_NAMESPACE"] == env["POD_NAMESPACE"]
+    assert (env["MLBATCH_K8S_CREATE_TIMEOUT_S"], env["MLBATCH_K8S_UNSCHEDULABLE_TIMEOUT_S"],
+            env["MLBATCH_K8S_IMAGE_PULL_TIMEOUT_S"]) == ("60", "120", "120")  # fmt: skip
     settings = one(objects, "ConfigMap", "-settings")
     stage_account = one(objects, "ServiceAccount", "-stage")["metadata"]["name"]
     assert env["MLBATCH_K8S_STAGE_SERVICE_ACCOUNT"] == stage_account
@@ -606,10 +627,59 @@ def test_network_policies_close_ingress_except_s3_and_ray_from_the_namespace():
 def test_names_fit_kubernetes_limits_for_a_long_release_name():
     long_name = "a-very-long-release-name-for-a-team-that-likes-words"
     assert len(long_name) <= 53  # Helm's own limit on release names
-    objects = render(scenario_values("kind"), name=long_name, api_versions=RAY_API)
+    objects = render(scenario_values("ray-cluster"), name=long_name, api_versions=RAY_API)
+    assert find(objects, "StatefulSet") and find(objects, "RayCluster")
+    # CronJobs add an 11-character suffix to their Jobs' names; a StatefulSet's pods carry
+    # controller-revision-hash=<name>-<10-character hash>, itself at most 63 characters.
+    limits = {"CronJob": 52, "StatefulSet": 52, "RayCluster": 44}
     for obj in objects:
-        limit = 52 if obj["kind"] == "CronJob" else 63
+        limit = limits.get(obj["kind"], 63)
         assert len(obj["metadata"]["name"]) <= limit, obj["metadata"]["name"]
+    statefulset = one(objects, "StatefulSet")["metadata"]["name"]
+    assert statefulset.endswith("-seaweedfs") and not statefulset.startswith("-")
+
+
+def test_a_new_image_or_chart_version_does_not_roll_the_s3_server(tmp_path):
+    """The SeaweedFS pod template is the same whatever the code version or the chart's:
+    a changed template is a new StatefulSet revision, which restarts S3 mid-run."""
+    bumped = tmp_path / "mlbatch"
+    shutil.copytree(CHART, bumped)
+    chart_file = bumped / "Chart.yaml"
+    chart_file.write_text(chart_file.read_text().replace("version: 0.1.0", "version: 0.2.0")
+                          .replace('appVersion: "0.1.0"', 'appVersion: "0.2.0"'))  # fmt: skip
+    values = scenario_values("kind")
+    newer = {**values, "image": {**values["image"], "tag": "fedcba987654"}}
+    options = {"name": RELEASE, "namespace": NAMESPACE, "is_install": True}
+    before = one(render(values), "StatefulSet")
+    after_text = helm_python.Chart.load(bumped).render(values=newer, **options)
+    after = one([d for path, text in after_text.items() if not path.endswith(".txt")
+                 for d in yaml.safe_load_all(text) if d], "StatefulSet")  # fmt: skip
+    assert before["metadata"]["labels"] != after["metadata"]["labels"], "the bump happened"
+    assert before["spec"]["template"] == after["spec"]["template"]
+    labels = before["spec"]["template"]["metadata"]["labels"]
+    assert labels == before["spec"]["selector"]["matchLabels"]
+    assert not {"helm.sh/chart", "app.kubernetes.io/version"} & set(labels)
+
+
+def test_a_new_train_image_is_a_new_ray_cluster_that_says_its_code_version():
+    """KubeRay (1.4, 1.5) keeps Ray pods when their template changes: a new train image
+    must be a new RayCluster, or the train stage would talk to the old code."""
+    values = scenario_values("ray-cluster")
+    newer = {**values, "ray": {**values["ray"], "imageTag": "fedcba987654"}}
+    clusters = []
+    for each in (values, newer):
+        objects = render(each, api_versions=RAY_API)
+        cluster = one(objects, "RayCluster")
+        name = cluster["metadata"]["name"]
+        settings = one(objects, "ConfigMap", "-settings")["data"]
+        assert settings["RAY_ADDRESS"] == f"ray://{name}-head-svc.{NAMESPACE}.svc:10001"
+        for _, template in pod_templates(cluster):
+            container = template["spec"]["containers"][0]
+            assert env_of(container)["MLBATCH_CODE_VERSION"] == each["ray"]["imageTag"]
+            assert container["image"].endswith(f"-train:{each['ray']['imageTag']}")
+        clusters.append(name)
+    assert clusters[0] != clusters[1]
+    assert clusters[0] == one(rendered("ray-cluster"), "RayCluster")["metadata"]["name"]
 
 
 def test_the_ci_pipeline_specs_are_valid_specs(tmp_path):
@@ -649,6 +719,21 @@ def test_the_kind_targets_tag_images_with_the_code_version(engine):
     assert "create job --from=cronjob/mlbatch mlbatch-run-1" in script
     assert "kind create cluster --name mlbatch --config kind-config.yaml" in script
     assert "kind delete cluster --name mlbatch" in script
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="GNU make is not installed")
+@pytest.mark.parametrize(("engine", "provenance"), [("docker", True), ("podman", False),
+                                                    ("/usr/bin/docker", True)])  # fmt: skip
+def test_docker_builds_carry_no_provenance_attestation(engine, provenance):
+    """`kind load docker-image` fails on an image index with BuildKit's provenance
+    attestation (docker's default since 24); podman has no such flag."""
+    result = subprocess.run(
+        ["make", "--no-print-directory", "-n", "-f", "mk/images.mk", "images",
+         f"CONTAINER_ENGINE={engine}", "IMAGE_NAMES=train", "IMAGES_PYTHON=true"],
+        cwd=ROOT, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert f"{engine} build" in result.stdout
+    assert ("--provenance=false" in result.stdout) is provenance
 
 
 # ---------------------------------------------------------------- the chart's scripts, for real

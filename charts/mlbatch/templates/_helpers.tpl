@@ -76,6 +76,16 @@ app.kubernetes.io/component: {{ .component }}
 {{- printf "%s-%s" (include "mlbatch.fullname" .ctx | trunc (int (sub 62 (len $suffix))) | trimSuffix "-") $suffix }}
 {{- end }}
 
+{{/*
+A StatefulSet's name: <fullname>-<suffix>, at most 52 characters. Its pods carry
+controller-revision-hash=<name>-<10-character hash>, a label value (63 at most): a longer
+name makes every pod creation fail.
+*/}}
+{{- define "mlbatch.statefulSetName" -}}
+{{- $suffix := .suffix }}
+{{- printf "%s-%s" (include "mlbatch.fullname" .ctx | trunc (int (sub 51 (len $suffix))) | trimSuffix "-") $suffix }}
+{{- end }}
+
 {{/* The CronJob: its Jobs add an 11-character suffix, so at most 52 characters. */}}
 {{- define "mlbatch.cronJobName" -}}
 {{- include "mlbatch.fullname" . | trunc 52 | trimSuffix "-" }}
@@ -99,9 +109,21 @@ app.kubernetes.io/component: {{ .component }}
 {{ include "mlbatch.componentName" (dict "ctx" . "suffix" "s3") }}
 {{- end }}
 
+{{/*
+The RayCluster's name carries a hash of the train image: KubeRay (1.4, 1.5) does not
+recreate Ray pods when their template changes, so a new train image must be a new
+RayCluster, or the train stage would talk to the old code. KubeRay derives
+"<name>-head-svc" and pod names from it: at most 44 characters.
+*/}}
 {{- define "mlbatch.rayClusterName" -}}
-{{/* KubeRay derives "<name>-head-svc" and pod names from it: keep it short. */}}
-{{- printf "%s-ray" (include "mlbatch.fullname" . | trunc 40 | trimSuffix "-") }}
+{{- printf "%s-ray-%s" (include "mlbatch.fullname" . | trunc 33 | trimSuffix "-") (include "mlbatch.rayImage" . | sha256sum | trunc 6) }}
+{{- end }}
+
+{{/* The image of the Ray pods: the train stage's, tagged with its code version. */}}
+{{- define "mlbatch.rayImage" -}}
+{{- $tag := required "ray.imageTag is required: the train stage's code version (python -m mlbatch.codeversion train)" .Values.ray.imageTag }}
+{{- if eq $tag "latest" }}{{ fail "ray.imageTag must be the code version, never latest" }}{{ end }}
+{{- printf "%s-train:%s" .Values.image.repository $tag }}
 {{- end }}
 
 {{/* True (non-empty) when a RayCluster is rendered: enabled and the CRD is served. */}}

@@ -1,6 +1,7 @@
 {{/*
 One Ray pod template (head or worker): include with
-(dict "ctx" $ "image" <image> "role" "head"|"worker" "spec" .Values.ray.head|worker).
+(dict "ctx" $ "image" <image> "codeVersion" <tag> "role" "head"|"worker"
+"spec" .Values.ray.head|worker).
 KubeRay supplies the `ray start` command; we supply security, storage and probes (ours
 replace KubeRay's default probes, which need the dashboard and wget).
 */}}
@@ -29,6 +30,10 @@ spec:
       imagePullPolicy: {{ $ctx.Values.image.pullPolicy }}
       env:
         {{- include "mlbatch.storageEnv" $ctx | nindent 8 }}
+        # The train stage compares it with its own on connect: a cluster left running old
+        # code (KubeRay keeps pods across template changes) is a clear error, not drift.
+        - name: MLBATCH_CODE_VERSION
+          value: {{ .codeVersion | quote }}
       {{- with include "mlbatch.credentialsEnvFrom" $ctx }}{{ . | nindent 6 }}{{ end }}
       {{- if eq .role "head" }}
       ports:
