@@ -38,9 +38,15 @@ def evaluate_model(
     task = model.info["task"]
     num_classes = len(model.info.get("classes") or ())
     scores = model.predict(x_test)
-    threshold = (
-        choose_threshold(spec, y_valid, model.predict(x_valid)) if task == "binary" else None
-    )
+    threshold = None
+    if task == "binary":
+        trained = model.info.get("threshold")
+        # A model refit on train + valid has seen the validation rows: its predictions on
+        # them flatter it, so train's threshold, from the predictions before the refit.
+        if spec.threshold == "f1" and trained and model.info.get("refit"):
+            threshold = trained
+        else:
+            threshold = choose_threshold(spec, y_valid, model.predict(x_valid))
     cut = threshold["value"] if threshold else DEFAULT_THRESHOLD
 
     def metrics_of(y: np.ndarray, predicted: np.ndarray) -> dict:

@@ -19,7 +19,16 @@ def model_importance(model: TrainedModel) -> tuple[dict[str, float], str]:
     when the model reports none per input feature."""
     features = model.info["features"]
     kind = "total gain"
-    if model.family == "xgboost":
+    if model.family == "ensemble":
+        # The members' shares, weighted as the ensemble weighs their predictions.
+        values = np.zeros(len(features))
+        kinds = []
+        for weight, member in model.predictor:
+            shares, member_kind = model_importance(member)
+            kinds.append(member_kind)
+            values += weight * np.array([shares.get(name, 0.0) for name in features])
+        kind = "weighted member shares (" + ", ".join(sorted(set(kinds))) + ")"
+    elif model.family == "xgboost":
         # The booster's own names key its scores (f0, f1, ... when it was given none).
         native = model.predictor.feature_names or [f"f{i}" for i in range(len(features))]
         gains = model.predictor.get_score(importance_type="total_gain")

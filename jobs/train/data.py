@@ -26,6 +26,9 @@ class TrainingData:
     y_train: np.ndarray
     x_valid: np.ndarray
     y_valid: np.ndarray
+    # None, or "log1p" when the targets above are log1p of the real ones (regression):
+    # scores and saved predictions are on the original scale (target_transform.py).
+    target_transform: str | None = None
 
     @property
     def num_classes(self) -> int:
@@ -45,7 +48,7 @@ class TrainingData:
             task=self.task, features=self.features, categorical=self.categorical,
             classes=self.classes, x_train=np.vstack([self.x_train, self.x_valid]),
             y_train=np.concatenate([self.y_train, self.y_valid]),
-            x_valid=self.x_valid, y_valid=self.y_valid,
+            x_valid=self.x_valid, y_valid=self.y_valid, target_transform=self.target_transform,
         )  # fmt: skip
 
 

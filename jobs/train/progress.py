@@ -16,7 +16,7 @@ class Progress(tune.Callback):
     """Prints a line when a trial finishes, and every PRINT_EVERY_S while trials run."""
 
     def __init__(
-        self, *, family: str, total: int, metric: TuningMetric, budget_end: float,
+        self, *, family: str, total: int | None, metric: TuningMetric, budget_end: float,
         best: tuple[float, str] | None,
     ):  # fmt: skip
         self.family, self.total, self.metric, self.budget_end = family, total, metric, budget_end
@@ -49,7 +49,8 @@ class Progress(tune.Callback):
             else "no trial finished yet"
         )  # fmt: skip
         print(
-            f"[train] progress {self.family}: {self.finished}/{self.total} trials done, "
+            f"[train] progress {self.family}: {self.finished}"
+            f"{f'/{self.total}' if self.total else ''} trials done, "
             f"{running} running, {left:.0f}s of the budget left; {best}",
             flush=True,
         )

@@ -28,6 +28,8 @@ OVERFIT_MIN_GAP = 0.02  # and large enough to matter, relative to the valid valu
 def render_report(result: SearchResult, leaderboard: dict, *, title: str) -> str:
     metric = result.metric.name
     sections = [f"<h1>{escape(title)}</h1>", _leaderboard(leaderboard, metric)]
+    if leaderboard.get("final"):
+        sections.append(_final(leaderboard["final"], metric))
     sections.append("<h2>Training and validation curves</h2>")
     for row in result.leaderboard:
         trial = _trial(result, row["trial_id"])
@@ -82,6 +84,35 @@ def _leaderboard(leaderboard: dict, metric: str) -> str:
             _number(entry["test"]), entry["trials"], entry["completed"], entry["early_stopped"],
         ])  # fmt: skip
     return "<h2>Leaderboard</h2>" + _table(header, rows)
+
+
+def _final(final: dict, metric: str) -> str:
+    """The saved model: its members and weights, how they were chosen, the target's scale."""
+    html = f"<h2>Saved model: {escape(final['model'])}</h2>"
+    selection = final.get("ensemble_selection")
+    if selection:
+        verdict = "kept" if selection["kept"] else "not kept: no blend beat the best single model"
+        html += (f"<p>Greedy ensemble over {len(selection['candidates'])} trials, chosen on "
+                 f"{selection['rows']} validation rows: {metric} {selection['score']:.4f} vs "
+                 f"{selection['best_single']:.4f} for the best single trial ({verdict}).</p>")
+    rows = [[m["family"], m["trial_id"], f"{m['weight']:.3f}", _number(m.get(metric)),
+             _number(m.get("valid"))] for m in final["members"]]  # fmt: skip
+    html += _table(["family", "trial", "weight", metric, "valid"], rows)
+    refit = final.get("refit")
+    if refit:
+        html += "<p>Refit on train + valid: " + ", ".join(
+            f"{r['family']} {r['rounds']} rounds on {r['rows']} rows" for r in refit) + ".</p>"
+    elif final.get("refit_skipped"):
+        html += f"<p>Refit skipped: {escape(final['refit_skipped'])}.</p>"
+    scale = final.get("target_transform") or {}
+    if scale.get("reason"):
+        html += (f"<p>Target scale: {escape(scale['transform'] or 'original')} "
+                 f"({escape(scale['reason'])}).</p>")
+    if final.get("threshold"):
+        html += (f"<p>Threshold {final['threshold']['value']:.4f} "
+                 f"({escape(final['threshold']['rule'])}).</p>")
+    return html + f"<p>Test {metric} of the saved model (not used to select): " \
+                  f"{_number(final.get('test'))}.</p>"
 
 
 def _curves(family: str, trial: dict, metric: str, mode: str) -> str:

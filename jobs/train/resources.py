@@ -64,7 +64,8 @@ def plan_trials(
         gpus, device = 0.0, "cpu"
         cpus = min(wanted.cpus_per_trial or 1, cpus_total)
         concurrency = max(cpus_total // cpus, 1)
-    concurrency = min(concurrency, spec.num_samples, spec.max_concurrent_trials or concurrency)
+    concurrency = min(concurrency, spec.num_samples or concurrency,
+                      spec.max_concurrent_trials or concurrency)
     return TrialResources(cpus=cpus, gpus=gpus, device=device, concurrency=concurrency)
 
 

@@ -3,13 +3,18 @@
 Trials get their data through the object store, actors are reused, results arrive every
 few rounds and the model is checkpointed once, at the trial's end: the levers that keep
 Tune's overhead small (bench/bench_tune_overhead.py measures it).
+
+Each family starts from its portfolio of strong defaults (portfolio.py) and then searches
+until its share of the time budget ends: the budget, not a trial count, ends the search.
 """
 
 from __future__ import annotations
 
+import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+import numpy as np
 import optuna
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
@@ -21,14 +26,25 @@ from mlbatch_jobs.train import resources
 from mlbatch_jobs.train.data import SearchData
 from mlbatch_jobs.train.families import load_family
 from mlbatch_jobs.train.metrics import TuningMetric, sort_best_first
+from mlbatch_jobs.train.portfolio import portfolio
 from mlbatch_jobs.train.progress import Progress
 from mlbatch_jobs.train.spaces import check_overrides, search_space
 from mlbatch_jobs.train.trial import ROUNDS, TrialSettings, run_trial
 from mlbatch_jobs.train.tune_storage import TuneStorage
 
 ASHA_REDUCTION = 3  # keep the best third at each rung
-# A baseline needs fewer trials to show where it stands: half a share of the budget.
+# ASHA's first rung, as a share of max_rounds: a learning rate of 0.02 is far behind one
+# of 0.2 after 30 rounds and often ahead after 300, so an early first rung kills exactly
+# the slow, careful configurations that win on larger tables.
+ASHA_GRACE_FRACTION = 0.2
+# A baseline needs few trials to show where it stands: a capped share of the budget and a
+# capped number of trials (its space is one or two numbers), so it never eats the time
+# the boosters would use. What it leaves unused goes to the next family.
 BUDGET_WEIGHT = {"linear": 0.5}
+MAX_BUDGET_SHARE = {"linear": 0.1}  # of the whole budget, but never under MIN_CAPPED_S:
+MIN_CAPPED_S = 10.0  # a busy node takes seconds to start a worker and import the library
+MAX_TRIALS = {"linear": 4}
+TOP_TRIALS = 3  # per family, the completed trials kept as ensemble candidates
 BACKSTOP_S = 30.0  # Tune ends every trial this long after the budget, whatever they do
 
 
@@ -39,6 +55,9 @@ class SearchResult:
     leaderboard: list[dict]  # the best completed trial of each family, best first
     checkpoints: dict[str, tune.Checkpoint]  # family -> its best trial's saved model
     wall_s: float
+    # trial_id -> saved model, for each family's TOP_TRIALS best trials scored on the same
+    # folds as the best one (the ensemble's candidates)
+    candidates: dict[str, tune.Checkpoint] = field(default_factory=dict)
 
     @property
     def best(self) -> dict:
@@ -46,26 +65,33 @@ class SearchResult:
 
 
 def search(
-    data: SearchData, spec: TrainSpec, metric: TuningMetric, *, storage: TuneStorage
-) -> SearchResult:
+    data: SearchData, spec: TrainSpec, metric: TuningMetric, *, storage: TuneStorage,
+    budget_s: float | None = None,
+) -> SearchResult:  # fmt: skip
     """Search every family in spec.models on a running Ray; each gets its weighted share of
-    what is left of the budget, so time a family does not use goes to the next."""
+    what is left of the budget (budget_s, default the spec's), so time a family does not
+    use goes to the next."""
     cluster = resources.cluster_resources()
     resources.check_gpu_requirement(spec, cluster)  # before any trial starts
     for family in spec.models:
         check_overrides(family, data.main.task, spec.search_spaces.get(family, {}))
     started = time.time()
+    budget_s = spec.time_budget_s if budget_s is None else budget_s
     trials: list[dict] = []
     best: tuple[float, str] | None = None
     results = {}
     for position, family in enumerate(spec.models):
-        remaining = spec.time_budget_s - (time.time() - started)
+        remaining = budget_s - (time.time() - started)
         weights = [BUDGET_WEIGHT.get(name, 1.0) for name in spec.models[position:]]
         share = max(remaining, 1.0) * weights[0] / sum(weights)
+        if position < len(spec.models) - 1:  # the last family has no one to leave time to
+            share = min(share, max(MAX_BUDGET_SHARE.get(family, 1.0) * budget_s, MIN_CAPPED_S))
         device = None if spec.resources.gpu == "never" else resources.gpu_device(family, cluster)
         plan = resources.plan_trials(load_family(family), spec, cluster, gpu_device=device)
+        limit = trial_limit(family, spec)
         print(
-            f"[train] searching {family}: {spec.num_samples} trials, {share:.0f}s budget, "
+            f"[train] searching {family}: {'until the budget ends' if limit < 0 else limit} "
+            f"trials, {share:.0f}s budget, "
             f"{plan.concurrency} at a time with {plan.cpus} CPU {plan.gpus:g} GPU ({plan.device})"
         )
         grid = search_family(family, data, spec, metric, budget_s=share, plan=plan,
@@ -76,12 +102,19 @@ def search(
         done = sort_best_first([t for t in own if t["status"] == "ok"], metric.name, metric.mode)
         if done and (best is None or metric.better(done[0][metric.name], best[0])):
             best = (done[0][metric.name], family)
-    leaderboard, checkpoints = rank(results, trials, metric)
+    leaderboard, checkpoints, candidates = rank(results, trials, metric)
     if not leaderboard:
         errors = {t.get("error") for t in trials} - {None}
         why = "; ".join(sorted(errors)) or "the time budget ended them all"
         raise RuntimeError(f"no trial completed: {why}")
-    return SearchResult(metric, trials, leaderboard, checkpoints, round(time.time() - started, 3))
+    return SearchResult(metric, trials, leaderboard, checkpoints, round(time.time() - started, 3),
+                        candidates)  # fmt: skip
+
+
+def trial_limit(family: str, spec: TrainSpec) -> int:
+    """Trials the family may start; -1 (Tune's "no limit"): until its budget share ends."""
+    limits = [n for n in (spec.num_samples, MAX_TRIALS.get(family)) if n is not None]
+    return min(limits) if limits else -1
 
 
 def search_family(
@@ -107,22 +140,25 @@ def search_family(
     trainable = tune.with_resources(
         tune.with_parameters(run_trial, data=data, settings=settings), plan.ray_resources
     )
+    space = search_space(family, data.main.task, spec.search_spaces.get(family))
     limiter = LaunchUntil(
-        searcher or searcher_for(spec), max_concurrent=plan.concurrency, cutoff=end - 2 * margin
-    )
+        searcher or searcher_for(spec, points=portfolio(family, space)),
+        max_concurrent=plan.concurrency, cutoff=end - 2 * margin,
+    )  # fmt: skip
     uses_rounds = load_family(family).uses_rounds
+    limit = trial_limit(family, spec)
     tuner = tune.Tuner(
         trainable,
-        param_space=search_space(family, data.main.task, spec.search_spaces.get(family)),
+        param_space=space,
         tune_config=tune.TuneConfig(
-            metric=metric.name, mode=metric.mode, num_samples=spec.num_samples,
+            metric=metric.name, mode=metric.mode, num_samples=limit,
             time_budget_s=budget_s + backstop, reuse_actors=True, search_alg=limiter,
             scheduler=asha(spec) if uses_rounds and spec.scheduler == "asha" else FIFOScheduler(),
         ),
         run_config=tune.RunConfig(
             name=family, storage_path=storage.path, storage_filesystem=storage.filesystem,
             verbose=0, log_to_file=False,
-            callbacks=[Progress(family=family, total=spec.num_samples, metric=metric,
+            callbacks=[Progress(family=family, total=limit if limit > 0 else None, metric=metric,
                                 budget_end=end, best=best)],
             # Trials write no files of their own: nothing to sync but the final checkpoint.
             sync_config=tune.SyncConfig(sync_artifacts=False),
@@ -131,19 +167,25 @@ def search_family(
     return tuner.fit()
 
 
-def searcher_for(spec: TrainSpec) -> Searcher:
-    """Optuna's TPE (a few random trials first), or plain seeded random sampling."""
+def searcher_for(spec: TrainSpec, points: list[dict] | None = None) -> Searcher:
+    """Optuna's TPE (a few random trials after the portfolio), or seeded random sampling;
+    either evaluates `points` (the portfolio) first, in order, and learns from them."""
+    points = points or []
     if spec.search == "random":
         sampler = optuna.samplers.RandomSampler(seed=spec.seed)
     else:
-        startup = min(10, max(2, spec.num_samples // 3))
+        # TPE counts the portfolio's trials among its startup ones: a few random ones after.
+        samples = spec.num_samples or 30
+        startup = len(points) + min(10, max(2, samples // 3 - len(points)))
         sampler = optuna.samplers.TPESampler(seed=spec.seed, n_startup_trials=startup)
-    return OptunaSearch(sampler=sampler)
+    return OptunaSearch(sampler=sampler, points_to_evaluate=[dict(p) for p in points] or None)
 
 
 def asha(spec: TrainSpec) -> ASHAScheduler:
-    """Stops a trial at a rung (every few rounds) when it is not in the best third there."""
-    grace = min(3 * spec.report_every, spec.max_rounds)
+    """Stops a trial at a rung when it is not in the best third there; the first rung comes
+    after ASHA_GRACE_FRACTION of max_rounds (a multiple of report_every)."""
+    rung = math.ceil(ASHA_GRACE_FRACTION * spec.max_rounds / spec.report_every)
+    grace = min(max(3, rung) * spec.report_every, spec.max_rounds)
     # Past max_t ASHA stops a trial; a trial that reaches max_rounds must still report its
     # final scores (and checkpoint), so max_t lies one round beyond.
     return ASHAScheduler(
@@ -195,12 +237,13 @@ def trial_record(family: str, result, metric: str) -> dict:
 
 
 def rank(results: dict, trials: list[dict], metric: TuningMetric):
-    """The leaderboard (each family's best completed trial) and those trials' checkpoints."""
-    rows, checkpoints = [], {}
+    """The leaderboard (each family's best completed trial), those trials' checkpoints, and
+    the ensemble candidates' checkpoints (each family's TOP_TRIALS best)."""
+    rows, checkpoints, candidates = [], {}, {}
     for family, grid in results.items():
         own = [t for t in trials if t["family"] == family]
-        completed = sort_best_first(
-            [t for t in own if t["status"] == "ok"], metric.name, metric.mode
+        completed = same_folds(
+            sort_best_first([t for t in own if t["status"] == "ok"], metric.name, metric.mode)
         )
         if not completed:
             continue
@@ -210,7 +253,40 @@ def rank(results: dict, trials: list[dict], metric: TuningMetric):
             "trials": len(own), "completed": len(completed),
             "early_stopped": sum(t["status"] == "early_stopped" for t in own),
         })  # fmt: skip
-        for result in grid:
-            if (result.metrics or {}).get("trial_id") == best["trial_id"]:
-                checkpoints[family] = result.checkpoint
-    return sort_best_first(rows, metric.name, metric.mode), checkpoints
+        saved = {(r.metrics or {}).get("trial_id"): r.checkpoint for r in grid}
+        checkpoints[family] = saved.get(best["trial_id"])
+        for trial in completed[:TOP_TRIALS]:
+            if saved.get(trial["trial_id"]) is not None:
+                candidates[trial["trial_id"]] = saved[trial["trial_id"]]
+    rows = sort_across_families(rows, metric)
+    folds = fold_count(rows[0]) if rows else 0
+    kept = {r["trial_id"] for r in trials if r["trial_id"] in candidates and fold_count(r) == folds}
+    return rows, checkpoints, {k: v for k, v in candidates.items() if k in kept}
+
+
+def fold_count(trial: dict) -> int:
+    return len(trial.get("cv_scores") or []) or 1
+
+
+def same_folds(completed: list[dict]) -> list[dict]:
+    """The completed trials scored on the most folds, best first.
+
+    A trial that met the budget's end mid-CV has a mean over fewer folds, and a mean over
+    other rows is not comparable (one easy fold lifts it): it never outranks a trial
+    scored on all of them.
+    """
+    most = max((fold_count(t) for t in completed), default=0)
+    return [t for t in completed if fold_count(t) == most]
+
+
+def sort_across_families(rows: list[dict], metric: TuningMetric) -> list[dict]:
+    """Families' best trials ranked on the folds all of them were scored on (all, unless
+    the budget cut one family's CV short; then the common first folds)."""
+    if not rows:
+        return rows
+    common = min(fold_count(r) for r in rows)
+    for row in rows:
+        scores = row.get("cv_scores")
+        row["selection_folds"] = common
+        row["selection_score"] = float(np.mean(scores[:common])) if scores else row[metric.name]
+    return sort_best_first(rows, "selection_score", metric.mode)

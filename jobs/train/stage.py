@@ -1,26 +1,39 @@
-"""The train stage: search every model family under Ray Tune, keep each family's best
-trial, save the best model natively (optionally refit on train + valid), and write the
-trials, the leaderboard and a training report."""
+"""The train stage: pick the target's scale, search every model family under Ray Tune,
+keep the best trial or a weighted ensemble of the best trials, refit it on train + valid,
+save it natively, and write the trials, the leaderboard and a training report."""
 
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from pathlib import Path
 
+from mlbatch import scoring
+from mlbatch.spec import TrainSpec
 from mlbatch.stage import StageContext
+from mlbatch_jobs.train import final_model, target_transform
 from mlbatch_jobs.train.data import SearchData, TrainingData, load_search_data, load_test_split
 from mlbatch_jobs.train.families import load_family
-from mlbatch_jobs.train.metrics import tuning_metric
+from mlbatch_jobs.train.metrics import TuningMetric, tuning_metric
 from mlbatch_jobs.train.models import FitOptions, native_feature_names
+from mlbatch_jobs.train.portfolio import PORTFOLIO
 from mlbatch_jobs.train.ray_runtime import available_cpus, ray_session
 from mlbatch_jobs.train.search import SearchResult, search
-from mlbatch_jobs.train.tracking import leaderboard_document, write_json, write_trials
+from mlbatch_jobs.train.tracking import (
+    final_document,
+    leaderboard_document,
+    write_json,
+    write_trials,
+)
 from mlbatch_jobs.train.tune_storage import tune_storage
+
+# The refit runs after the search and within the same time budget: the search leaves it
+# this share (what the refit does not use is simply not spent).
+REFIT_SHARE = 0.15
 
 
 def run(ctx: StageContext) -> None:
+    started = time.time()
     spec = ctx.spec.train
     data, schema = load_search_data(ctx, use_folds=spec.cv)
     main = data.main
@@ -30,45 +43,92 @@ def run(ctx: StageContext) -> None:
         f"{len(main.features)} features ({len(main.categorical)} categorical); tuning "
         f"{metric.name} ({metric.mode})" + (f" on {len(data.folds) + 1} folds" if data.cv else "")
     )
+    scale = choose_scale(data.main, spec, metric)
+    if scale["transform"]:  # every trial learns log1p(y); scores stay on the original scale
+        log = scale["transform"]
+        data = SearchData(target_transform.transformed(data.main, log),
+                          [target_transform.transformed(f, log) for f in data.folds])  # fmt: skip
+    if main.task == "regression":
+        print(f"[train] target scale: {scale['transform'] or 'original'} ({scale['reason']})")
+    budget = spec.time_budget_s - (time.time() - started)
+    search_budget = budget * (1 - REFIT_SHARE) if spec.refit_on_train_valid else budget
     storage = tune_storage(ctx.layout, ctx.attempt)
     with ray_session(ctx.work_dir) as where:
         print(f"[train] Ray: {where}; Tune state in {storage.uri}")
-        result = search(data, spec, metric, storage=storage)
+        result = search(data, spec, metric, storage=storage, budget_s=max(search_budget, 1.0))
         models = best_models(result, ctx.work_dir / "best")
+        candidates = final_model.fetch_candidates(result, ctx.work_dir / "candidates", metric)
     best = result.best
-    family = load_family(best["family"])
     print(f"[train] best: {best['family']} {metric.name}={best[metric.name]:.5f}")
 
-    x_test, y_test = load_test_split(ctx, main, schema)
-    tests = {
-        name: metric.score(y_test, load_family(name).predict(model, x_test), main.num_classes)
-        for name, model in models.items()
-    }
+    final = final_model.choose(result, data, spec, metric, candidates)
+    rows = len(main.y_valid)
+    if main.task == "binary" and all(len(c.predictions) >= rows for _, c in final.members):
+        final.threshold = final_model.best_f1_threshold(
+            main.y_valid, final_model.blended_valid(final, rows)
+        )
+    if final.is_ensemble:
+        shown = ", ".join(f"{c.trial['family']} {w:.2f}" for w, c in final.members)
+        chosen = final.selection
+        print(f"[train] ensemble: {metric.name}={chosen['score']:.5f} on validation vs "
+              f"{chosen['best_single']:.5f} for the best single model ({shown})")  # fmt: skip
+    if spec.refit_on_train_valid:
+        final_model.refit_members(final, data, metric, spec, ctx.work_dir / "refit",
+                                  deadline=started + spec.time_budget_s)  # fmt: skip
     model_dir = ctx.out_dir / "model"
     model_dir.mkdir(parents=True, exist_ok=True)
-    refit = None
-    if spec.refit_on_train_valid:
-        refit = refit_on_train_valid(best, data, metric, spec.seed, model_dir)
-    else:
-        shutil.copy(ctx.work_dir / "best" / best["family"] / family.model_file, model_dir)
+    model_file = final_model.save(final, model_dir, target_transform=scale["transform"])
     selection = "cv" if data.cv else "valid"
-    info = model_info(best, result, main, schema, selection=selection, refit=refit)
+    info = model_info(best, result, main, schema, selection=selection, final=final,
+                      model_file=model_file, scale=scale)  # fmt: skip
     write_json(model_dir / "model_info.json", info)
+
+    # The test split is for reading only: each family's best, and the saved model loaded
+    # back through mlbatch.scoring, the path evaluate and predict take.
+    x_test, y_test = load_test_split(ctx, main, schema)
+    tests = {
+        name: metric.score(y_test, target_transform.inverse(
+            scale["transform"], load_family(name).predict(model, x_test)), main.num_classes)
+        for name, model in models.items()
+    }  # fmt: skip
+    saved_test = metric.score(y_test, scoring.load_model(model_dir).predict(x_test),
+                              main.num_classes)  # fmt: skip
     write_trials(ctx.out_dir / "trials.parquet", result)
     leaderboard = leaderboard_document(result, tests, selection)
+    leaderboard["final"] = final_document(final, scale, metric, test=saved_test)
     write_json(ctx.out_dir / "leaderboard.json", leaderboard)
     write_report(ctx, result, leaderboard)
     ctx.metrics.update({
         "best_family": best["family"],
+        "model": info["family"],
         "tuning_metric": metric.name,
         f"valid_{metric.name}": round(best["valid"], 6),
         **({f"cv_{metric.name}": round(best[metric.name], 6)} if data.cv else {}),
-        f"test_{metric.name}": round(tests[best["family"]], 6),
+        f"test_{metric.name}": round(saved_test, 6),
+        f"test_{metric.name}_best_single": round(tests[best["family"]], 6),
+        "target_transform": scale["transform"],
         "trials": len(result.trials),
         "completed_trials": sum(t["status"] == "ok" for t in result.trials),
         "early_stopped_trials": sum(t["status"] == "early_stopped" for t in result.trials),
         "search_s": result.wall_s,
     })  # fmt: skip
+
+
+def choose_scale(data: TrainingData, spec: TrainSpec, metric: TuningMetric) -> dict:
+    """The target's scale (target_transform.py), measured with the first portfolio
+    configuration of a searched booster (or of the first family)."""
+    name = next((f for f in ("lightgbm", "xgboost") if f in spec.models), spec.models[0])
+    config = {k: v for k, v in (PORTFOLIO.get(name) or [{}])[0].items()
+              if k not in ("C", "class_weight")}  # fmt: skip
+    options = FitOptions(
+        metric=metric, threads=available_cpus(), seed=spec.seed,
+        max_rounds=min(spec.max_rounds, target_transform.MAX_ROUNDS),
+        early_stopping_rounds=spec.early_stopping_rounds, report_every=spec.max_rounds + 1,
+    )  # fmt: skip
+    if name in ("lightgbm", "xgboost"):
+        config["learning_rate"] = 0.1  # converges within the comparison's rounds
+    return target_transform.choose(data, metric, family=load_family(name), config=config,
+                                   options=options, setting=spec.target_transform)  # fmt: skip
 
 
 def best_models(result: SearchResult, folder: Path) -> dict:
@@ -80,38 +140,18 @@ def best_models(result: SearchResult, folder: Path) -> dict:
     return models
 
 
-def refit_on_train_valid(best: dict, data: SearchData, metric, seed: int, model_dir: Path) -> dict:
-    """The best trial's config on train + valid, for the rounds it peaked at, on every CPU
-    here. The valid rows are in training now, so nothing stops it early."""
-    family = load_family(best["family"])
-    rounds = best["best_iteration"] + 1
-    options = FitOptions(
-        metric=metric, threads=available_cpus(), seed=seed, max_rounds=rounds,
-        early_stopping_rounds=rounds + 1, report_every=rounds + 1,
-    )  # fmt: skip
-    started = time.time()
-    merged: TrainingData = data.main.merged()
-    fit = family.fit(best["config"], merged, options)
-    family.save(fit, model_dir)
-    seconds = round(time.time() - started, 3)
-    rows = len(merged.y_train)
-    print(f"[train] refit {best['family']} on {rows} rows, {rounds} rounds, {seconds}s")
-    return {"on": ["train", "valid"], "rows": rows, "rounds": fit.rounds,
-            "seconds": seconds, "best_iteration": fit.best_iteration}  # fmt: skip
-
-
 def model_info(
     best: dict, result: SearchResult, data: TrainingData, schema: dict, *,
-    selection: str, refit: dict | None,
+    selection: str, final: final_model.FinalModel, model_file: str, scale: dict,
 ) -> dict:  # fmt: skip
     """model_info.json: what evaluate and predict need to load and feed the model."""
-    family = load_family(best["family"])
     scores = best.get("cv_scores")
+    refit = final.refit[0] if final.refit and not final.is_ensemble else None
     best_iteration = refit["best_iteration"] if refit else best["best_iteration"]
-    return {
+    info = {
         "family": best["family"],
-        "library_version": family.version,
-        "model_file": family.model_file,
+        "library_version": load_family(best["family"]).version,
+        "model_file": model_file,
         "task": data.task,
         "target": schema.get("target"),
         "classes": data.classes,
@@ -127,10 +167,26 @@ def model_info(
             "cv": {"mean": best[result.metric.name], "scores": scores} if scores else None,
             "selection": selection,
         },
-        "refit": refit,
+        # log1p: the model predicts log1p(target); mlbatch.scoring returns expm1 of it
+        "target_transform": scale["transform"],
+        "threshold": final.threshold,  # binary, from pre-refit validation predictions
+        "refit": refit if not final.is_ensemble else final.refit,
         "rows": {"train": len(data.y_train), "valid": len(data.y_valid)},
         "trial_id": best["trial_id"],
+        "ensemble": None,
     }  # fmt: skip
+    if final.is_ensemble:
+        families = sorted({c.trial["family"] for _, c in final.members})
+        members = [{"family": c.trial["family"], "trial_id": c.trial["trial_id"], "weight": w}
+                   for w, c in final.members]  # fmt: skip
+        info.update({
+            "family": "ensemble",
+            "library_version": ", ".join(f"{f} {load_family(f).version}" for f in families),
+            "config": None, "best_iteration": None, "rounds": None,
+            "params": {f"{m['family']} {m['trial_id']}": round(m["weight"], 4) for m in members},
+            "ensemble": {**final.selection, "members": members},
+        })  # fmt: skip
+    return info
 
 
 def write_report(ctx: StageContext, result: SearchResult, leaderboard: dict) -> None:

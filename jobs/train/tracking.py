@@ -73,6 +73,22 @@ def leaderboard_document(result: SearchResult, tests: dict[str, float], selectio
     }  # fmt: skip
 
 
+def final_document(final, scale: dict, metric, *, test: float) -> dict:
+    """What train saved, for leaderboard.json and the report: the model (a family or an
+    ensemble with its members and weights), the ensemble's selection, the refit, the
+    target's scale and the threshold, and its test score (for reading only)."""
+    members = [{
+        "family": c.trial["family"], "trial_id": c.trial["trial_id"], "weight": round(w, 6),
+        metric.name: c.trial.get(metric.name), "valid": c.trial.get("valid"),
+    } for w, c in final.members]  # fmt: skip
+    return {
+        "model": "ensemble" if final.is_ensemble else members[0]["family"],
+        "members": members, "ensemble_selection": final.selection,
+        "refit": final.refit, "refit_skipped": final.refit_skipped,
+        "target_transform": scale, "threshold": final.threshold, "test": test,
+    }  # fmt: skip
+
+
 def write_json(path: Path, data: dict) -> None:
     path.write_text(json.dumps(data, indent=2, default=_plain) + "\n")
 

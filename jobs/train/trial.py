@@ -1,6 +1,7 @@
 """One trial, as Ray Tune runs it: fit the main split while reporting every few rounds (so
 ASHA can stop a weak trial), score the other CV folds, then report the final scores once,
-with the model in its native format as the trial's only checkpoint."""
+with the model in its native format as the trial's only checkpoint, next to its validation
+predictions (every fold's, in fold order), from which the stage builds an ensemble."""
 
 from __future__ import annotations
 
@@ -18,9 +19,13 @@ from mlbatch_jobs.train.families import load_family
 from mlbatch_jobs.train.metrics import TuningMetric
 from mlbatch_jobs.train.models import Fit, FitOptions
 from mlbatch_jobs.train.resources import TrialResources
+from mlbatch_jobs.train.target_transform import inverse
 
 ROUNDS = "rounds"  # the result key ASHA measures a trial's progress by
 CURVE_POINTS = 500  # rounds of a trial's curve kept in its result
+# Validation predictions in the checkpoint, for the ensemble: float32 halves what every
+# trial uploads, and weights chosen on them lose nothing measurable.
+PREDICTIONS_FILE = "valid_predictions.npy"
 
 
 @dataclass(frozen=True)
@@ -51,13 +56,15 @@ def run_trial(config: dict, *, data: SearchData, settings: TrialSettings) -> Non
     started = time.time()
     fit = family.fit(config, data.main, settings.fit_options(reporting=True))
     fit_s = time.time() - started
-    valid = _score(settings.metric, family, fit, data.main)
-    folds = [valid]
+    valid, predicted = _score(settings.metric, family, fit, data.main)
+    folds, predictions = [valid], [predicted]
     quiet = settings.fit_options(reporting=False)
     for fold in data.folds:
         if time.time() >= settings.deadline:
             break  # the budget is spent: the folds done so far make the score
-        folds.append(_score(settings.metric, family, family.fit(config, fold, quiet), fold))
+        score, predicted = _score(settings.metric, family, family.fit(config, fold, quiet), fold)
+        folds.append(score)
+        predictions.append(predicted)
     curve = fit.curve.thinned(CURVE_POINTS)
     result = {
         settings.metric.name: float(np.mean(folds)) if data.cv else valid,
@@ -78,6 +85,8 @@ def run_trial(config: dict, *, data: SearchData, settings: TrialSettings) -> Non
     }
     with tempfile.TemporaryDirectory(prefix="mlbatch-trial-") as folder:
         family.save(fit, Path(folder))
+        stacked = np.concatenate(predictions).astype("float32")
+        np.save(Path(folder) / PREDICTIONS_FILE, stacked, allow_pickle=False)
         tune.report(result, checkpoint=tune.Checkpoint.from_directory(folder))
 
 
@@ -88,6 +97,9 @@ def _report_round(metric: str):
     return report
 
 
-def _score(metric: TuningMetric, family, fit: Fit, data: TrainingData) -> float:
-    predictions = family.predict(fit.model, data.x_valid)
-    return metric.score(data.y_valid, predictions, data.num_classes)
+def _score(metric: TuningMetric, family, fit: Fit, data: TrainingData) -> tuple[float, np.ndarray]:
+    """The metric on the original scale of the target, and the predictions it scored."""
+    scale = data.target_transform
+    predictions = inverse(scale, family.predict(fit.model, data.x_valid))
+    y = inverse(scale, data.y_valid)
+    return metric.score(y, predictions, data.num_classes), predictions

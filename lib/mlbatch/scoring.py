@@ -55,6 +55,14 @@ class TrainedModel:
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Probabilities of class 1 (binary), of each class (multiclass), or values."""
+        if self.family == "ensemble":  # its members are on the target's own scale already
+            return np.sum([w * m.predict(x) for w, m in self.predictor], axis=0)
+        values = self._native_predict(x)
+        # A regression target train learned as log1p(y) (target_transform in model_info):
+        # predictions go back to the target's own scale here, for evaluate and predict alike.
+        return np.expm1(values) if self.info.get("target_transform") == "log1p" else values
+
+    def _native_predict(self, x: np.ndarray) -> np.ndarray:
         if self.family == "xgboost":
             import xgboost
 
@@ -72,9 +80,23 @@ class TrainedModel:
 
 def load_model(model_dir: Path) -> TrainedModel:
     """model_info.json and the model it names: XGBoost and LightGBM natively, scikit-learn
-    families from skops against an allow-list."""
+    families from skops against an allow-list, and train's ensembles (ensemble.json: its
+    members, each in one of those formats, and their weights)."""
     info = json.loads((model_dir / "model_info.json").read_text())
+    return _load(info, model_dir)
+
+
+def _load(info: dict, model_dir: Path) -> TrainedModel:
     path = model_dir / info["model_file"]
+    if not path.resolve().is_relative_to(model_dir.resolve()):
+        raise BadInput(f"model file {info['model_file']!r} lies outside the model folder")
+    if info.get("family") == "ensemble":
+        # train's ensemble.json: members, each in its native format, and their weights
+        members = json.loads(path.read_text())["members"]
+        shared = {k: info[k] for k in ("task", "features", "classes") if k in info}
+        return TrainedModel(info, [
+            (float(m["weight"]), _load({**shared, **m}, model_dir)) for m in members
+        ])  # fmt: skip
     if info.get("family") == "xgboost":
         import xgboost
 

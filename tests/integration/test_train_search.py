@@ -100,6 +100,25 @@ def test_the_time_budget_is_honoured_within_seconds(tmp_path):
     assert len(result.trials) < 2 * spec.num_samples  # the budget ended the launching too
 
 
+def test_without_num_samples_the_portfolio_runs_first_and_the_budget_ends_it(tmp_path):
+    from mlbatch_jobs.train.portfolio import portfolio
+    from mlbatch_jobs.train.spaces import search_space
+
+    data = search_data(tmp_path, "regression")
+    spec = TrainSpec(models=["lightgbm"], time_budget_s=25, max_rounds=100)  # no num_samples
+    started = time.time()
+    result = search(data, spec, tuning_metric("regression", None), storage=local_storage(tmp_path))
+    wall = time.time() - started
+
+    points = portfolio("lightgbm", search_space("lightgbm", "regression"))
+    tried = [t["config"] for t in result.trials]
+    for point in points:  # every default configuration, among the first trials launched
+        assert any(config == pytest.approx(point) for config in tried[: len(points) + 2])
+    assert len(result.trials) > len(points)  # the searcher took over until the budget ended
+    assert spec.time_budget_s - 10 < wall < spec.time_budget_s + 8, wall
+    assert result.candidates and set(result.candidates) <= {t["trial_id"] for t in result.trials}
+
+
 def test_a_required_gpu_fails_before_any_trial(tmp_path):
     data = search_data(tmp_path, "binary")
     spec = TrainSpec(models=["xgboost"], resources={"gpu": "required"})

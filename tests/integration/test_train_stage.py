@@ -40,18 +40,30 @@ def test_stage_scores_folds_refits_and_commits(tmp_path):
 
     manifest, _ = load_manifest(layout, "train")
     family = manifest.metrics["best_family"]
-    model_file = {"linear": "model/model.skops", "xgboost": "model/model.json"}[family]
-    assert set(manifest.outputs) == {model_file, "model/model_info.json", "trials.parquet",
+    files = {"linear": "model.skops", "xgboost": "model.json"}
+    attempt = storage.local_path(layout.attempt_uri("train", "1-abcd"))
+    leaderboard = json.loads((attempt / "leaderboard.json").read_text())
+    saved = leaderboard["final"]
+    if manifest.metrics["model"] == "ensemble":  # members in their own formats, weighed
+        members = [f"model/members/{n}-{m['family']}/{files[m['family']]}"
+                   for n, m in enumerate(saved["members"])]  # fmt: skip
+        model_files = {"model/ensemble.json", *members}
+        assert saved["ensemble_selection"]["score"] >= saved["ensemble_selection"]["best_single"]
+    else:
+        model_files = {f"model/{files[family]}"}
+    assert set(manifest.outputs) == {*model_files, "model/model_info.json", "trials.parquet",
                                      "leaderboard.json", "report.html"}  # fmt: skip
+    assert saved["refit"] and all(r["rows"] == 540 for r in saved["refit"])
+    assert 0 < saved["threshold"]["value"] < 1 and "before the refit" in saved["threshold"]["rule"]
     assert manifest.metrics["tuning_metric"] == "roc_auc"
     assert 0.85 < manifest.metrics["cv_roc_auc"] <= 1 and "test_roc_auc" in manifest.metrics
 
-    attempt = storage.local_path(layout.attempt_uri("train", "1-abcd"))
-    leaderboard = json.loads((attempt / "leaderboard.json").read_text())
     assert leaderboard["selection"] == "cv" and leaderboard["best"] == family
-    assert all(entry["cv"]["folds"] == 3 and entry["test"] for entry in leaderboard["families"])
+    assert all(entry["cv"]["folds"] == 3 and entry["test"] for entry in leaderboard["families"]), (
+        leaderboard["families"], done.stdout[-3000:])  # fmt: skip
     info = json.loads((attempt / "model" / "model_info.json").read_text())
-    assert info["refit"]["rows"] == 540 and info["tuning_metric"]["selection"] == "cv"
+    assert info["refit"] and info["tuning_metric"]["selection"] == "cv"
+    assert info["threshold"] == saved["threshold"]
     assert len(info["tuning_metric"]["cv"]["scores"]) == 3
     trials = pq.read_table(attempt / "trials.parquet").to_pandas()
     assert set(trials["family"]) == {"linear", "xgboost"} and "param_C" in trials

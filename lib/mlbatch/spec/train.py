@@ -57,8 +57,13 @@ class TrainSpec(Model):
         default_factory=lambda: ["linear", "xgboost", "lightgbm"], min_length=1,
         description="searched in this order; the linear baseline shows what boosting adds",
     )  # fmt: skip
-    num_samples: int = Field(default=8, gt=0, description="trials per model family")
-    time_budget_s: int = Field(default=300, gt=0, description="for the whole search")
+    num_samples: int | None = Field(
+        default=None, gt=0, description="trials per model family at most; default: no cap, "
+        "the time budget ends the search (the linear baseline is capped on its own)",
+    )  # fmt: skip
+    time_budget_s: int = Field(
+        default=300, gt=0, description="for the whole search, the refit included"
+    )
     max_concurrent_trials: int | None = Field(
         default=None, gt=0, description="default: as many as the resources Ray sees allow"
     )
@@ -78,8 +83,18 @@ class TrainSpec(Model):
     )
     cv: bool = Field(default=True, description="score trials on features' folds when written")
     refit_on_train_valid: bool = Field(
-        default=False, description="refit the best trial on train + valid for the saved model"
-    )
+        default=True, description="refit the saved model (every ensemble member) on train + "
+        "valid, boosting rounds scaled to the larger data",
+    )  # fmt: skip
+    ensemble: bool = Field(
+        default=True, description="a greedy weighted ensemble of the best trials of every "
+        "family, kept only when it beats the best single model on validation",
+    )  # fmt: skip
+    target_transform: Literal["auto", "none", "log1p"] = Field(
+        default="auto", description="regression: auto learns a skewed non-negative target "
+        "as log1p when that scores better on validation; predictions are always on the "
+        "target's own scale",
+    )  # fmt: skip
     resources: TrainResources = Field(default_factory=TrainResources)
     seed: int = 0
 
