@@ -1,6 +1,7 @@
 """Where the search's Ray comes from: a private in-process one (loopback only, offline,
 scratch space only) by default, or an existing cluster as a Ray Client when RAY_ADDRESS
-is `ray://host:port` (DESIGN §5), with its Ray and Python versions checked on connect."""
+is `ray://host:port` (DESIGN §5), with its Ray and Python versions and its code version
+checked on connect."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from pathlib import Path
 
 import ray
 
+from mlbatch.codeversion import ENV_VAR as CODE_VERSION_ENV
+from mlbatch.codeversion import code_version
 from mlbatch.errors import BadInput
 
 # Ray puts Unix sockets at <temp>/session_<date>_<time>_<pid>/sockets/<name>; a socket path
@@ -26,6 +29,7 @@ PROCESS_TOKEN = secrets.token_hex(32)
 # What this module sets, and what ray.init sets in os.environ itself.
 CONNECT_ATTEMPTS = 3
 RAY_VARIABLES = ("RAY_USAGE_STATS_ENABLED", "RAY_AUTH_TOKEN", "RAY_AUTH_MODE")
+CODE_CHECK_TIMEOUT_S = 120  # a zero-CPU task: only a cluster still starting makes it wait
 
 
 def available_cpus() -> int:
@@ -65,6 +69,7 @@ def ray_client(address: str) -> Iterator[None]:
         context = _connect(address)
     try:
         check_versions(context.ray_version, context.python_version, address=address)
+        check_code_version(cluster_code_version(), code_version("train"), address=address)
         yield
     finally:
         ray.shutdown()
@@ -93,6 +98,37 @@ def check_versions(cluster_ray: str, cluster_python: str, *, address: str) -> No
             f"the Ray cluster at {address} runs Ray {cluster_ray} on Python {cluster_python}, "
             f"but the train stage has Ray {ray.__version__} on Python "
             f"{platform.python_version()}: build the cluster from the train image"
+        )
+
+
+def cluster_code_version() -> str | None:
+    """The code version the cluster's Ray workers run (MLBATCH_CODE_VERSION in their pods:
+    the train image bakes it in, the chart sets it); None when they do not say."""
+
+    @ray.remote(num_cpus=0)
+    def read() -> str | None:
+        return os.environ.get(CODE_VERSION_ENV) or None
+
+    try:
+        return ray.get(read.remote(), timeout=CODE_CHECK_TIMEOUT_S)
+    except ray.exceptions.GetTimeoutError:
+        raise ConnectionError(
+            f"the Ray cluster ran no task for {CODE_CHECK_TIMEOUT_S} s (checking its code version)"
+        ) from None
+
+
+def check_code_version(cluster: str | None, ours: str, *, address: str) -> None:
+    """The cluster must run this train code: KubeRay keeps Ray pods when their template
+    changes, so after a redeploy they may still run the old image."""
+    if cluster is None:
+        print(f"[train] the Ray cluster at {address} does not say its code version "
+              f"({CODE_VERSION_ENV}); trials run whatever code it has")  # fmt: skip
+        return
+    if cluster != ours:
+        raise BadInput(
+            f"the Ray cluster at {address} runs train code {cluster}, but this stage is "
+            f"{ours}: its Ray pods are from an older (or newer) image; redeploy the chart "
+            f"with ray.imageTag={ours} (a new image is a new RayCluster)"
         )
 
 
