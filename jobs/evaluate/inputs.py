@@ -69,3 +69,12 @@ def earlier_manifests(ctx: StageContext) -> dict[str, tuple[Manifest, str]]:
         if loaded is not None and recorded.get(ctx.layout.manifest_uri(stage)) == loaded[1]:
             found[stage] = loaded
     return found
+
+
+def suspected_leaks(schema: dict, model_features: list[str]) -> list[dict]:
+    """Explore's suspected leaks (kept as features) that feed the model's own features."""
+    used = set(model_features)
+    sources = {s for f in schema["features"] if f["name"] in used
+               for s in f.get("sources") or [f["source"]]}  # fmt: skip
+    leaks = (schema.get("advice") or {}).get("suspected_leaks") or []
+    return [leak for leak in leaks if leak["column"] in sources]

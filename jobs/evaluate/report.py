@@ -28,12 +28,13 @@ class Markup(str):
 def render_report(
     *, title: str, summary: dict, gates: list[dict], decision: dict | None, metrics: dict,
     intervals: dict, confidence: float, data: dict[str, dict], excluded: dict,
-    leaderboard: dict | None, plots: list[Plot], params: dict,
+    leaderboard: dict | None, plots: list[Plot], params: dict, leaks: list[dict] | None = None,
 ) -> str:  # fmt: skip
     """The whole page as a string."""
     sections = [
         f"<h1>{escape(title)}</h1>",
         table(summary),
+        leaks_block(leaks or []),
         "<h2>Decision</h2>",
         gates_table(gates) if gates else "<p>No quality gates in the spec.</p>",
         decision_block(decision),
@@ -92,6 +93,25 @@ def decision_block(decision: dict | None) -> str:
     return (
         f'<div class="decision"><p><strong>{escape(decision["decision"])}</strong>: '
         f"{escape(decision['reason'])}</p>{table(shown)}</div>"
+    )
+
+
+def leaks_block(leaks: list[dict]) -> str:
+    """Explore's suspected leaks among the model's inputs: loud, near the top, since a
+    leak makes every metric below look better than the model will do."""
+    if not leaks:
+        return ""
+    rows = [[leak["column"], f"{leak['metric']} {leak['power']:.3f}", leak["threshold"]]
+            for leak in leaks]  # fmt: skip
+    return (
+        '<div class="decision" style="border-color:#b00020"><p><strong>Suspected leaks used '
+        f"by this model ({len(leaks)})</strong>: alone, each of these columns predicts the "
+        "target above explore's threshold on the training rows. If one is known only after "
+        "the moment of prediction, these metrics overstate the model: list it in "
+        "<code>known_after_prediction</code> (or set <code>explore.drop_suspected_leaks: "
+        "true</code>) and run again.</p>"
+        + rows_table(["column", "power alone", "threshold"], rows)
+        + "</div>"
     )
 
 

@@ -27,6 +27,7 @@ def write_report(
         intervals=evaluation["intervals"], confidence=evaluation["confidence"],
         data=data_summary(ctx, schema, earlier), excluded=schema.get("excluded", {}),
         leaderboard=leaderboard, plots=plots, params=info.get("params", {}),
+        leaks=evaluation.get("suspected_leaks"),
     )  # fmt: skip
     (ctx.out_dir / "report.html").write_text(html, encoding="utf-8")
 

@@ -61,12 +61,18 @@ def run(ctx: StageContext) -> None:
         "model_family": model.family, "rows": rows, "metrics": result.metrics,
         "intervals": result.intervals, "confidence": spec.confidence, "bootstrap": spec.bootstrap,
         "threshold": result.threshold, "gates": gates,
+        "suspected_leaks": inputs.suspected_leaks(schema, features),
         "cv": (model.info.get("tuning_metric") or {}).get("cv"),
         "importance": {"model": result.importance, "model_kind": result.importance_kind,
                        "permutation": result.permutation,
                        "permutation_metric": result.permutation_metric},
     }  # fmt: skip
     _write_json(ctx.out_dir / "metrics.json", evaluation)
+    for leak in evaluation["suspected_leaks"]:
+        print(
+            f"[evaluate] warning: the model uses {leak['column']}, a suspected leak "
+            f"({leak['metric']} {leak['power']:.3f} alone)"
+        )
 
     earlier = inputs.earlier_manifests(ctx)
     decision = register_and_promote(ctx, evaluation, result, test=test, schema=schema,
@@ -82,6 +88,7 @@ def run(ctx: StageContext) -> None:
     ctx.metrics.update(
         intervals=result.intervals, decision_threshold=result.threshold, gates=gates,
         promotion=decision, model_family=model.family, test_rows=len(y_test),
+        suspected_leaks_used=[leak["column"] for leak in evaluation["suspected_leaks"]],
     )  # fmt: skip
     if not all(g["passed"] for g in gates):
         ctx.rejected = True

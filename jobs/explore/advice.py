@@ -1,14 +1,22 @@
 """Column advice: which columns to drop or watch, each with its reasons (advice.json).
 
-Every check reads the data or the spec, never a column name: leaks by the target's
-lineage (etl's schema.json), by the spec's known_after_prediction list and by a
-column's own predictive power; identifiers (declared, unique per row, monotonic, or text
-of very high cardinality); constant, near-constant and mostly-missing columns; and
-categoricals of high cardinality, integer codes among them.
+Drops are for what can never be a fair feature: the target's lineage (etl's
+schema.json), the spec's known_after_prediction and id_columns, constant and
+mostly-missing columns, and identifiers (text unique per row or nearly, integer row
+numbers). Everything else that looks odd is a flag, kept as a feature: a column's own
+predictive power above the spec's threshold (a suspected leak, reported loudly; dropped
+only with explore.drop_suspected_leaks), near-constant columns, whole numbers distinct in
+most rows but spread like a quantity, and categoricals of high cardinality, integer
+codes among them. A strong predictor is what a model is for; dropping one because it is
+strong is how a run "succeeds" with a useless model.
+
+The checks read the data and the spec; the one thing a name may add is that an integer
+column unique per row whose name ends in the word "id" is an identifier.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -25,16 +33,25 @@ from mlbatch_jobs.explore.summary import clean, column_kind, json_value
 UNIQUE_SHARE = 0.95  # distinct in this share of rows: the column identifies rows
 TEXT_ID_SHARE = 0.5  # text distinct in this share of rows: an identifier, not a category
 MONOTONIC_SHARE = 0.5  # a monotonic integer column this distinct is a sequence
+# Integers unique per row are row numbers only when they fill their range: at least this
+# share of the values min, min + step, ..., max occur (step: the gcd of the gaps). Counts
+# and amounts in whole units spread over a much wider range, so they stay features. And
+# measured values on a grid only twice the row count collide (about 79% distinct, not the
+# 95% of UNIQUE_SHARE): a column both dense and unique was assigned, not measured.
+ID_DENSITY = 0.5
+ID_WORDS = frozenset({"id", "uuid", "guid"})  # a name ending in one of these words
+EXACT_INTEGERS = 2**53  # whole floats beyond this are not exact: never a row number
 # An integer column is a code (flight numbers, zip codes) when its values' identity
 # predicts the target clearly better than their order does: by this factor, and by at
 # least MIN_CODE_EXCESS above chance. A quantity's order carries most of what it knows.
 CODE_MARGIN = 1.25
 MIN_CODE_EXCESS = 0.02
+# single_column_power joins these only with explore.drop_suspected_leaks.
 DROP_CHECKS = (
-    "target_lineage", "known_after_prediction", "declared_identifier", "single_column_power",
-    "mostly_missing", "constant", "near_constant", "unique_per_row", "monotonic",
-    "very_high_cardinality",
+    "target_lineage", "known_after_prediction", "declared_identifier", "mostly_missing",
+    "constant", "unique_per_row", "monotonic", "very_high_cardinality",
 )  # fmt: skip
+POWER_LABEL = {"binary": "AUC", "multiclass": "AUC", "regression": "R²"}
 
 
 @dataclass(frozen=True)
@@ -49,6 +66,7 @@ class Facts:
     top_count: int
     integer: bool  # integer dtype, or floats that are all whole numbers
     monotonic: bool
+    dense: bool = False  # integers filling at least ID_DENSITY of their range (row numbers)
 
 
 def column_facts(column: pa.ChunkedArray) -> Facts:
@@ -65,14 +83,37 @@ def column_facts(column: pa.ChunkedArray) -> Facts:
         values = present.cast(pa.float64()).to_numpy()
         integer = bool(np.all(np.isfinite(values) & (values == np.round(values))))
     distinct = len(counts) if counts is not None else 0
-    monotonic = False
+    monotonic = dense = False
     if integer and distinct > MONOTONIC_SHARE * max(len(present), 1):
-        steps = np.diff(present.cast(pa.int64()).to_numpy())
-        monotonic = bool(len(steps) and ((steps >= 0).all() or (steps <= 0).all()))
+        dense = fills_its_range(counts.field("values"))
+        if dense is not None:
+            steps = np.diff(present.cast(pa.int64()).to_numpy())
+            monotonic = bool(len(steps) and ((steps >= 0).all() or (steps <= 0).all()))
     return Facts(
         kind=kind, rows=len(column), missing=column.null_count, distinct=distinct,
         top=json_value(top), top_count=top_count, integer=integer, monotonic=monotonic,
+        dense=bool(dense),
     )  # fmt: skip
+
+
+def fills_its_range(values: pa.Array) -> bool | None:
+    """Whether distinct whole numbers cover at least ID_DENSITY of min, min + step, ..., max
+    (step: the greatest common divisor of the gaps between them); None when they are too
+    large to be exact integers."""
+    numbers = np.sort(values.cast(pa.float64()).to_numpy())
+    if not len(numbers) or np.abs(numbers).max() >= EXACT_INTEGERS:
+        return None
+    numbers = numbers.astype(np.int64)
+    gaps = np.diff(numbers)
+    step = int(np.gcd.reduce(gaps)) if len(gaps) else 1
+    span = (int(numbers[-1]) - int(numbers[0])) // max(step, 1) + 1
+    return len(numbers) >= ID_DENSITY * span
+
+
+def named_as_identifier(column: str) -> bool:
+    """The name's last word is id, uuid or guid: id, customer_id, CustomerID, order-uuid."""
+    words = re.findall(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+", column)
+    return bool(words) and words[-1].lower() in ID_WORDS
 
 
 def advise(
@@ -85,9 +126,14 @@ def advise(
     known_after_prediction: Iterable[str],
     id_columns: Iterable[str],
     settings: ExploreSpec,
+    training_rows: int | None = None,
 ) -> dict[str, Any]:
     """advice.json: per column of the sample (the columns explore can analyse) an action
-    (drop, flag or keep) with its reasons."""
+    (drop, flag or keep) with its reasons, and the suspected leaks.
+
+    `sample` holds training rows only (see training.py): every check that reads the target
+    runs on it; `table` (every row) serves the checks that read a column's own values.
+    """
     facts = {name: column_facts(table.column(name)) for name in sample.columns}
     scores = power.power_scores(sample, target, task, seed=settings.seed)
     codes = integer_codes(sample, target, task, facts, settings)
@@ -102,35 +148,51 @@ def advise(
     threshold, metric = (
         (settings.leak_r2, "R²") if task == "regression" else (settings.leak_auc, "ROC AUC")
     )
+    outcome = (
+        "dropped (explore.drop_suspected_leaks)"
+        if settings.drop_suspected_leaks
+        else "kept; check how it is recorded, or set explore.drop_suspected_leaks"
+    )
     for column, value in scores.items():
         if value > threshold:
             add(column, "single_column_power",
-                f"alone it predicts the target with {metric} {value:.3f} (cross-fitted; above "
-                f"{threshold}): a suspected leak")  # fmt: skip
+                f"alone it predicts the target with {metric} {value:.3f} (cross-fitted on "
+                f"training rows; above {threshold}): a suspected leak, {outcome}")  # fmt: skip
     for column, message in known_after(known_after_prediction, lineage, target).items():
         add(column, "known_after_prediction", message)
     for column in id_columns:
         add(column, "declared_identifier", "the spec lists it in id_columns")
     for column, fact in facts.items():
-        for check, message in data_checks(fact, settings, code=codes.get(column)):
+        for check, message in data_checks(fact, settings, code=codes.get(column), name=column):
             add(column, check, message)
 
-    columns = {}
+    drops = set(DROP_CHECKS) | ({"single_column_power"} if settings.drop_suspected_leaks else set())
+    columns, leaks = {}, []
     for column, found in reasons.items():
-        dropped = any(r["check"] in DROP_CHECKS for r in found)
+        checks = {r["check"] for r in found}
+        dropped = bool(checks & drops)
         entry: dict[str, Any] = {"action": "drop" if dropped else "flag" if found else "keep"}
         entry["reasons"] = found
         if column in scores:
             entry["power"] = scores[column]
         if column in codes:  # its power as the category it is
             entry["treat_as"], entry["power"] = "categorical", codes[column]["identity"]
+        # A suspected leak is one only power points at: lineage, known-after and the rest
+        # are certain reasons, and those columns are dropped whatever the setting.
+        if "single_column_power" in checks and not checks & set(DROP_CHECKS):
+            entry["suspected_leak"] = True
+            leaks.append({"column": column, "metric": POWER_LABEL[task],
+                          "power": scores[column], "threshold": threshold,
+                          "action": entry["action"]})  # fmt: skip
         columns[column] = entry
     return {
         "target": target, "task": task, "rows": table.num_rows, "sample_rows": len(sample),
+        "training_rows": training_rows if training_rows is not None else len(sample),
         "power_metric": power.METRIC[task],
         "thresholds": settings.model_dump(exclude={"notebook", "sample_rows", "seed"}),
         "drop": [c for c, e in columns.items() if e["action"] == "drop"],
         "flag": [c for c, e in columns.items() if e["action"] == "flag"],
+        "suspected_leaks": sorted(leaks, key=lambda leak: -leak["power"]),
         "columns": columns,
     }  # fmt: skip
 
@@ -162,8 +224,16 @@ def known_after(declared: Iterable[str], lineage: Mapping[str, Any], target: str
     return found
 
 
-def data_checks(fact: Facts, settings: ExploreSpec, *, code: dict | None) -> list[tuple[str, str]]:
-    """(check, message) for what the column's own values say; the first drop reason wins."""
+def data_checks(
+    fact: Facts, settings: ExploreSpec, *, code: dict | None, name: str = ""
+) -> list[tuple[str, str]]:
+    """(check, message) for what the column's own values say; the first drop reason wins.
+
+    Identifiers: text distinct in UNIQUE_SHARE of rows (or TEXT_ID_SHARE: very high
+    cardinality); integers distinct in UNIQUE_SHARE of rows, or only rising (falling) and
+    distinct in MONOTONIC_SHARE, that also fill their range (fills_its_range) or are named
+    as an identifier. Numbers with a fractional part are never identifiers.
+    """
     present = fact.rows - fact.missing
     missing_share = fact.missing / fact.rows if fact.rows else 1.0
     if missing_share >= settings.mostly_missing:
@@ -172,20 +242,29 @@ def data_checks(fact: Facts, settings: ExploreSpec, *, code: dict | None) -> lis
     if fact.distinct <= 1:
         return [("constant", f"a single value ({fact.top!r}) in every row that has one")]
     top_share, distinct_share = fact.top_count / present, fact.distinct / present
-    if top_share >= settings.near_constant:
-        limit = f"{settings.near_constant:.1%}"
-        message = f"one value ({fact.top!r}) covers {top_share:.2%} of its rows (at least {limit})"
-        return [("near_constant", message)]
-    if (fact.kind == "string" or fact.integer) and distinct_share >= UNIQUE_SHARE:
-        message = f"a distinct value in {distinct_share:.0%} of rows: it names rows, not traits"
+    row_number = fact.integer and (fact.dense or named_as_identifier(name))
+    why_number = "they fill their range" if fact.dense else "its name says identifier"
+    if fact.kind == "string" and distinct_share >= UNIQUE_SHARE:
+        message = f"text distinct in {distinct_share:.0%} of rows: it names rows, not traits"
         return [("unique_per_row", message)]
-    if fact.monotonic:
+    if row_number and distinct_share >= UNIQUE_SHARE:
+        message = f"integers distinct in {distinct_share:.0%} of rows and {why_number}: row ids"
+        return [("unique_per_row", message)]
+    if row_number and fact.monotonic:
         message = f"rises or falls with every row, distinct in {distinct_share:.0%}: a counter"
         return [("monotonic", message)]
     if fact.kind == "string" and distinct_share >= TEXT_ID_SHARE:
         message = f"text with {fact.distinct:,} distinct values ({distinct_share:.0%} of rows)"
         return [("very_high_cardinality", message + ": an identifier")]
     found = []
+    if top_share >= settings.near_constant:
+        limit = f"{settings.near_constant:.1%}"
+        message = f"one value ({fact.top!r}) covers {top_share:.2%} of its rows (at least {limit})"
+        found.append(("near_constant", message + "; kept, as the rare values may matter"))
+    if fact.integer and distinct_share >= UNIQUE_SHARE:
+        message = (f"whole numbers distinct in {distinct_share:.0%} of rows, spread over their "
+                   "range like a quantity: kept as a number, not an identifier")  # fmt: skip
+        found.append(("distinct_numbers", message))
     if code is not None:
         scores = f"{code['identity']:.3f} vs {code['order']:.3f}"
         message = f"integers whose identity predicts the target better than their order ({scores})"

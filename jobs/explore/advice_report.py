@@ -11,10 +11,12 @@ ACTION_ORDER = {"drop": 0, "flag": 1}
 
 
 def advice_section(advice: Mapping[str, Any]) -> str:
-    """Drops and flags, each with every reason found, drops first."""
+    """Suspected leaks first, in a box of their own; then drops and flags, each with every
+    reason found, drops first."""
+    leaks = leaks_note(advice)
     advised = [(c, e) for c, e in advice["columns"].items() if e["action"] in ACTION_ORDER]
     if not advised:
-        return "<h2>Column advice</h2>\n<p>Nothing to drop or flag.</p>"
+        return "<h2>Column advice</h2>\n" + leaks + "<p>Nothing to drop or flag.</p>"
     advised.sort(key=lambda item: ACTION_ORDER[item[1]["action"]])
     rows = []
     for column, entry in advised:
@@ -30,21 +32,53 @@ def advice_section(advice: Mapping[str, Any]) -> str:
         )
     counts = f"{len(advice['drop'])} to drop, {len(advice['flag'])} flagged"
     return (
-        f"<h2>Column advice</h2>\n<p>{counts}. The features stage applies the drops unless "
+        f"<h2>Column advice</h2>\n{leaks}<p>{counts}. The features stage applies the drops unless "
         "the spec keeps a column (<code>features.keep</code>); the same advice is in "
         "<code>advice.json</code>.</p>\n<table><tr><th>column</th><th>advice</th><th>why</th>"
         "</tr>\n" + "\n".join(rows) + "</table>"
     )
 
 
+def leaks_note(advice: Mapping[str, Any]) -> str:
+    """The suspected leaks, loudly: a column that predicts the target this well alone is
+    either the best feature of the table or a leak, and only a person can tell which."""
+    leaks = advice.get("suspected_leaks") or []
+    if not leaks:
+        return ""
+    kept = [leak for leak in leaks if leak["action"] != "drop"]
+    items = "".join(
+        f"<li><code>{escape(leak['column'])}</code>: {escape(leak['metric'])} "
+        f"{leak['power']:.3f} alone ({'kept' if leak['action'] != 'drop' else 'dropped'})</li>"
+        for leak in leaks
+    )
+    what = (
+        "They are kept as features: check that each is known at the moment of prediction "
+        "(if not, list it in <code>known_after_prediction</code>), or set "
+        "<code>explore.drop_suspected_leaks: true</code>."
+        if kept
+        else "<code>explore.drop_suspected_leaks</code> is on: they are dropped."
+    )
+    return (
+        f'<div class="note"><p><strong>{len(leaks)} suspected leak'
+        f"{'s' if len(leaks) != 1 else ''}</strong>: alone, each predicts the target above "
+        f"the threshold (on training rows).</p><ul>{items}</ul><p>{what}</p></div>\n"
+    )
+
+
 def power_section(advice: Mapping[str, Any], chart: str | None) -> str:
     threshold = advice["thresholds"]["leak_r2" if advice["task"] == "regression" else "leak_auc"]
+    training = advice.get("training_rows", advice["sample_rows"])
+    rows = (
+        f"{training:,} training rows (the features split; valid and test rows are never looked at)"
+        if not advice.get("unsplit")
+        else f"{training:,} rows ({escape(advice['unsplit'])})"
+    )
     return (
         "<h2>Single-column predictive power</h2>\n"
         f"<p>How well each column alone predicts the target ({escape(advice['power_metric'])}, "
-        f"learned on one half of a sample of {advice['sample_rows']:,} rows and scored on the "
-        f"other, then swapped). Above {threshold} a column is a suspected leak.</p>\n"
-        + image(chart, "single-column power of each column")
+        f"learned on one half of a sample of {advice['sample_rows']:,} of the {rows} and "
+        f"scored on the other half, then swapped). Above {threshold} a column is flagged as "
+        "a suspected leak.</p>\n" + image(chart, "single-column power of each column")
     )
 
 

@@ -206,7 +206,7 @@ from mlbatch.manifest import load_manifest, output_uri
 from mlbatch.runs import RunLayout, read_spec
 from mlbatch.spec import PipelineSpec
 from mlbatch_jobs.explore import advice as column_advice
-from mlbatch_jobs.explore import relations, summary
+from mlbatch_jobs.explore import relations, summary, training
 
 %matplotlib inline
 plt.rcParams["text.parse_math"] = False  # column names are data, not TeX
@@ -222,7 +222,9 @@ filesystem, path = storage.arrow_filesystem(output_uri(layout, etl, "table.parqu
 table = pq.read_table(path, filesystem=filesystem)
 target, task = schema["target"], schema["task"]
 settings = spec.explore
-sample = summary.sample_table(table, settings.sample_rows, seed=settings.seed).to_pandas()
+# Target-based checks see features' training rows only, as the stage's did.
+train, _ = training.training_table(table, spec, target=target, task=task)
+sample = summary.sample_table(train, settings.sample_rows, seed=settings.seed).to_pandas()
 data = table.to_pandas()
 print(f"{len(data):,} rows x {data.shape[1]} columns; target {target!r} ({task}); "
       f"sample of {len(sample):,} rows")

@@ -112,11 +112,18 @@ def ordered(values: pd.Series) -> bool:
     """Numbers and dates: columns whose values have an order worth keeping."""
     return (
         pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
-    ) or pd.api.types.is_datetime64_any_dtype(values)
+    ) or _dates(values)
+
+
+def _dates(values: pd.Series) -> bool:
+    """datetime64, or Arrow dates that pandas keeps as datetime.date objects."""
+    if pd.api.types.is_datetime64_any_dtype(values):
+        return True
+    return values.dtype == object and pd.api.types.infer_dtype(values, skipna=True) == "date"
 
 
 def _as_numbers(values: pd.Series) -> np.ndarray:
-    if pd.api.types.is_datetime64_any_dtype(values):
+    if _dates(values):
         since_epoch = pd.to_datetime(values, utc=True) - pd.Timestamp(0, tz="UTC")
         return since_epoch.dt.total_seconds().to_numpy(dtype="float64", na_value=np.nan)
     return pd.to_numeric(values, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)

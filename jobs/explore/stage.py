@@ -11,11 +11,13 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from mlbatch.errors import BadInput
+from mlbatch.notes import leak_note
 from mlbatch.stage import StageContext
 from mlbatch_jobs.explore import advice as column_advice
 from mlbatch_jobs.explore import notebook as notebooks
 from mlbatch_jobs.explore import relations as column_relations
 from mlbatch_jobs.explore import summary as summaries
+from mlbatch_jobs.explore.training import training_table
 
 
 def run(ctx: StageContext) -> None:
@@ -38,14 +40,19 @@ def run(ctx: StageContext) -> None:
         dtypes=schema.get("columns"), sample_rows=settings.sample_rows, seed=settings.seed,
     )  # fmt: skip
     summary["lineage"] = schema.get("lineage") or {}
-    sample = summaries.sample_table(table, settings.sample_rows, seed=settings.seed)
+    # Everything that reads the target looks at features' training rows only.
+    train, unsplit = training_table(table, ctx.spec, target=target, task=task)
+    if unsplit:
+        print(f"[explore] warning: {unsplit}")
+    sample = summaries.sample_table(train, settings.sample_rows, seed=settings.seed)
     sample = sample.select(_analysable(summary)).to_pandas()
     advice = column_advice.advise(
         table, sample, target=target, task=task, lineage=summary["lineage"],
         known_after_prediction=ctx.spec.known_after_prediction,
-        id_columns=ctx.spec.id_columns, settings=settings,
+        id_columns=ctx.spec.id_columns, settings=settings, training_rows=train.num_rows,
     )  # fmt: skip
-    del table
+    advice["unsplit"] = unsplit
+    del table, train
     relations = column_relations.relations(
         sample, target=target, task=task, order=_by_power(advice, sample.columns)
     )
@@ -73,11 +80,15 @@ def run(ctx: StageContext) -> None:
             notebooks.write_notebook(executed.result(), ctx.out_dir / "notebook.ipynb")
 
     ctx.metrics.update(summaries.metrics(summary))
-    ctx.metrics.update(advised_drops=advice["drop"], flagged=advice["flag"])
+    ctx.metrics.update(advised_drops=advice["drop"], flagged=advice["flag"],
+                       suspected_leaks=advice["suspected_leaks"])  # fmt: skip
     print(f"[explore] {ctx.metrics}")
     for column in advice["drop"] + advice["flag"]:
         entry = advice["columns"][column]
         print(f"[explore] {entry['action']} {column}: {entry['reasons'][0]['message']}")
+    line = leak_note(advice["suspected_leaks"])
+    if line:
+        print(f"[explore] warning: {line.removeprefix('explore: ')}")
 
 
 def _analysable(summary: dict) -> list[str]:

@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 
 from mlbatch.errors import BadInput
+from mlbatch.input_values import is_dates
 from mlbatch.spec import PipelineSpec
 
 
@@ -95,8 +96,9 @@ def kinds(
 
 
 def kind_of(values: pd.Series) -> str:
-    """numeric, categorical or date, by dtype."""
-    if pd.api.types.is_datetime64_any_dtype(values):
+    """numeric, categorical or date, by dtype; Arrow dates (datetime.date objects in
+    pandas) are dates, never categories."""
+    if is_dates(values):
         return "date"
     if pd.api.types.is_bool_dtype(values) or pd.api.types.is_numeric_dtype(values):
         return "numeric"

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from html import escape
 from typing import Any
 
-from mlbatch_jobs.features.split import Split
+from mlbatch.splitting import Split
 from mlbatch_jobs.features.treatment import Choice
 
 STYLE = """

@@ -14,10 +14,10 @@ import pyarrow.parquet as pq
 
 from mlbatch import preprocessing
 from mlbatch.errors import BadInput
+from mlbatch.splitting import Split, encode_target, split_rows
 from mlbatch.stage import StageContext
 from mlbatch_jobs.features import columns, report
 from mlbatch_jobs.features.prepare import ROW_ID, TARGET, fit_prepare
-from mlbatch_jobs.features.split import Split, split_rows
 from mlbatch_jobs.features.treatment import choose
 
 
@@ -38,6 +38,14 @@ def run(ctx: StageContext) -> None:
     kinds, kind_reasons = columns.kinds(table, candidates, spec, advice)
     for column, reason in excluded.items():
         print(f"[features] not a feature: {column} ({reason})")
+    # Explore's suspected leaks that are features: evaluate's report names the ones the
+    # model uses.
+    leaks = [leak for leak in advice.get("suspected_leaks", []) if leak["column"] in kinds]
+    for leak in leaks:
+        print(
+            f"[features] warning: {leak['column']} is a feature although alone it predicts "
+            f"the target with {leak['metric']} {leak['power']:.3f} (a suspected leak)"
+        )
 
     labels, classes = encode_target(table[spec.target], task)
     split = split_rows(table, labels, task, spec.features.split)
@@ -73,7 +81,8 @@ def run(ctx: StageContext) -> None:
                                "file": "split.parquet"},
         "folds": "folds.json" if folds else None,
         "reduction": _reduction(prepared.transformer, prepared.before_reduction, len(features)),
-        "advice": {"applied": spec.features.apply_advice, "kept_by_spec": spec.features.keep},
+        "advice": {"applied": spec.features.apply_advice, "kept_by_spec": spec.features.keep,
+                   "suspected_leaks": leaks},
     }  # fmt: skip
     (out / "feature_schema.json").write_text(json.dumps(feature_schema, indent=2) + "\n")
     title = f"{spec.name}: features ({ctx.layout.run_id})"
@@ -90,21 +99,6 @@ def run(ctx: StageContext) -> None:
             ctx.metrics[f"{name}_class_shares"] = class_shares(labels[rows], len(classes))
     print(f"[features] {len(candidates)} input columns -> {len(features)} features; "
           f"splits {[len(r) for r in split.rows.values()]}")  # fmt: skip
-
-
-def encode_target(target: pd.Series, task: str) -> tuple[np.ndarray, list | None]:
-    """0/1 or 0..K-1 codes (classes in sorted order) for classification; floats otherwise."""
-    if task == "regression":
-        return target.to_numpy(dtype="float64"), None
-    classes = sorted(target.dropna().unique().tolist(), key=lambda v: (str(type(v)), v))
-    if len(classes) < 2:
-        shown = classes[0] if classes else "none"
-        raise BadInput(
-            f"target {target.name!r} has a single class ({shown!r}): a {task} model needs two "
-            "or more"
-        )
-    codes = {label: code for code, label in enumerate(classes)}
-    return target.map(codes).to_numpy(dtype="int64"), [_plain(c) for c in classes]
 
 
 def class_shares(labels: np.ndarray, n_classes: int) -> list[float]:
@@ -172,8 +166,3 @@ def _read_json(path: Path, what: str) -> dict:
     if not isinstance(data, dict):
         raise BadInput(f"{what} is not a JSON object")
     return data
-
-
-def _plain(value):
-    """JSON-friendly class label (numpy scalars become Python ones)."""
-    return value.item() if hasattr(value, "item") else value

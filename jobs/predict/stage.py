@@ -11,6 +11,7 @@ import pandas as pd
 
 from mlbatch import scoring, storage
 from mlbatch.errors import BadInput
+from mlbatch.input_checks import review_inputs
 from mlbatch.stage import StageContext
 
 
@@ -24,6 +25,9 @@ def run(ctx: StageContext) -> None:
     ctx.record_external(source["uri"])  # the model used, by URI and version (ETag or mtime)
     scorer = scoring.load_scorer(folder)
     keep = settings.keep_columns or ctx.spec.id_columns
+    scorer.check_columns(rows.columns)
+    quality = review_inputs(scorer.transformer, rows, on_unparseable=settings.on_unparseable,
+                            where="the rows to score (etl's table.parquet)")  # fmt: skip
     frame = scorer.prediction_frame(rows, keep=keep)
 
     suffix = ".csv" if (settings.output or "").lower().endswith(".csv") else ".parquet"
@@ -32,6 +36,7 @@ def run(ctx: StageContext) -> None:
         "model": source,
         "rows": len(frame),
         "run_id": ctx.layout.run_id,
+        "input_quality": quality,
     }
     scoring.write_rows(frame, f"file://{ctx.out_dir / f'predictions{suffix}'}", metadata=metadata)
     if settings.output:
@@ -43,7 +48,8 @@ def run(ctx: StageContext) -> None:
     )
     shown = f"{source['name']}:{source['version']}" if "version" in source else source["run_id"]
     print(f"[predict] {len(frame)} rows scored by {shown} ({settings.model})")
-    ctx.metrics.update(rows=len(frame), model=source, **prediction_summary(scorer, frame))
+    ctx.metrics.update(rows=len(frame), model=source, input_quality=quality,
+                       **prediction_summary(scorer, frame))  # fmt: skip
 
 
 def prediction_summary(scorer: scoring.Scorer, frame: pd.DataFrame) -> dict:

@@ -22,12 +22,18 @@ from mlbatch.spec import PipelineSpec
 
 CACHE_KEY_ENV = "MLBATCH_CACHE_KEY"  # set by the controller: the key an attempt commits under
 SHARED_KEYS = ("target", "task", "known_after_prediction", "id_columns")
+# Other stages' settings a stage reads: explore scores columns on features' training rows,
+# so features' split decides what explore sees.
+BORROWED = {"explore": (("features", "split"),)}
 
 
 def stage_config(spec: PipelineSpec, stage: str) -> dict:
     """The part of the spec a stage's result depends on (execution settings excluded)."""
     whole = spec.model_dump(mode="json")
-    return {**{k: whole[k] for k in SHARED_KEYS}, stage: whole.get(stage, {})}
+    config = {**{k: whole[k] for k in SHARED_KEYS}, stage: whole.get(stage, {})}
+    for section, key in BORROWED.get(stage, ()):
+        config[f"{section}.{key}"] = whole[section][key]
+    return config
 
 
 def cacheable(spec: PipelineSpec, stage: str) -> bool:

@@ -24,6 +24,7 @@ from sklearn.preprocessing import OrdinalEncoder, TargetEncoder
 from sklearn.utils import murmurhash3_32
 
 from mlbatch.errors import BadInput
+from mlbatch.input_values import as_datetimes, category_keys, in_zone, zone_of
 
 UNKNOWN_CODE = -1  # categories unseen in training, and missing values
 DATE_PARTS = ("year", "month", "day", "dayofweek", "hour")
@@ -78,8 +79,9 @@ class TransformerPlan:
 
 
 class InputColumns(TransformerMixin, BaseEstimator):
-    """Select the input columns; numbers as float64, categories as strings (one vocabulary
-    whatever dtype a file gave them), dates as datetimes (see as_datetimes)."""
+    """Select the input columns; numbers as float64, categories as canonical strings (one
+    vocabulary whatever dtype a file gave them: see input_values.category_keys), dates as
+    datetimes in the time zone they had at fit time (input_values.in_zone)."""
 
     def __init__(self, numeric=(), categorical=(), dates=()):
         self.numeric = numeric
@@ -87,6 +89,9 @@ class InputColumns(TransformerMixin, BaseEstimator):
         self.dates = dates
 
     def fit(self, X, y=None):
+        # The zone is part of what was learned: hours and weekdays were fitted in it.
+        self.timezones_ = {c: zone_of(as_datetimes(X[c])) for c in self.dates}
+        self.canonical_keys_ = True
         return self
 
     def transform(self, X):
@@ -96,20 +101,20 @@ class InputColumns(TransformerMixin, BaseEstimator):
         out = pd.DataFrame(index=X.index)
         for column in self.numeric:
             out[column] = pd.to_numeric(X[column], errors="coerce").astype("float64")
+        # Transformers saved before keys were canonical keep their str() keys: their
+        # vocabularies were learned with them.
+        canonical = getattr(self, "canonical_keys_", False)
         for column in self.categorical:
             values = X[column]
-            out[column] = values.astype("str").where(values.notna(), np.nan).astype(object)
+            out[column] = (
+                category_keys(values) if canonical
+                else values.astype("str").where(values.notna(), np.nan).astype(object)
+            )  # fmt: skip
+        zones = getattr(self, "timezones_", None)
         for column in self.dates:
-            out[column] = as_datetimes(X[column])
+            values = as_datetimes(X[column])
+            out[column] = values if zones is None else in_zone(values, zones.get(column))
         return out
-
-
-def as_datetimes(values: pd.Series) -> pd.Series:
-    """Datetimes in the time zone they carry, so that hours and weekdays are local (a
-    departure at 7 in New York is hour 7); text is parsed, offsets to UTC."""
-    if pd.api.types.is_datetime64_any_dtype(values):
-        return values
-    return pd.to_datetime(values, utc=True, errors="coerce")
 
 
 class DateFeatures(TransformerMixin, BaseEstimator):

@@ -28,9 +28,9 @@ def frame(seed: int = 0) -> pd.DataFrame:
     return pd.DataFrame({
         "c01": np.arange(ROWS) * 7 + 3,  # a row counter, unique per row
         "c02": source,  # lineage: y = c02 > 5
-        "c03": source + rng.normal(size=ROWS) * 2,  # a near copy of the target: power
+        "c03": source + rng.normal(size=ROWS) * 2,  # a near copy of the target: power (flag)
         "c04": np.full(ROWS, 2013),  # constant
-        "c05": np.where(rng.random(ROWS) < 0.998, "a", "b"),  # near constant
+        "c05": np.where(rng.random(ROWS) < 0.998, "a", "b"),  # near constant (flag)
         "c06": missing,  # mostly missing
         "c07": [f"k{i:05d}" for i in rng.permutation(ROWS)],  # text unique per row
         "c08": codes,  # integer code of high cardinality
@@ -70,9 +70,8 @@ def checks(advised: dict, column: str) -> list[str]:
 @pytest.mark.parametrize(
     "column, check",
     [
-        ("c01", "unique_per_row"), ("c02", "target_lineage"), ("c03", "single_column_power"),
-        ("c04", "constant"), ("c05", "near_constant"), ("c06", "mostly_missing"),
-        ("c07", "unique_per_row"), ("c10", "known_after_prediction"),
+        ("c01", "unique_per_row"), ("c02", "target_lineage"), ("c04", "constant"),
+        ("c06", "mostly_missing"), ("c07", "unique_per_row"), ("c10", "known_after_prediction"),
         ("c11", "declared_identifier"), ("c14", "known_after_prediction"),
     ],
 )  # fmt: skip
@@ -97,7 +96,32 @@ def test_integer_code_and_high_cardinality_are_flagged_not_dropped(advised):
     assert code["action"] == "flag" and code["treat_as"] == "categorical"
     assert checks(advised, "c08") == ["integer_code", "high_cardinality"]
     assert checks(advised, "c09") == ["high_cardinality"]
-    assert advised["flag"] == ["c08", "c09"]
+    assert advised["flag"] == ["c03", "c05", "c08", "c09"]
+
+
+def test_power_alone_flags_a_suspected_leak_and_keeps_it(advised):
+    entry = advised["columns"]["c03"]
+    assert entry["action"] == "flag" and checks(advised, "c03") == ["single_column_power"]
+    assert entry["suspected_leak"] is True and entry["power"] > 0.85
+    assert "a suspected leak, kept" in entry["reasons"][0]["message"]
+    # c02 predicts as well, but it is dropped for its lineage: not a mere suspicion.
+    assert advised["suspected_leaks"] == [
+        {"column": "c03", "metric": "AUC", "power": entry["power"], "threshold": 0.85,
+         "action": "flag"}
+    ]  # fmt: skip
+    assert "c03" not in advised["drop"]
+
+
+def test_a_spec_can_opt_into_dropping_suspected_leaks():
+    dropped = advise(frame(), drop_suspected_leaks=True)
+    assert dropped["columns"]["c03"]["action"] == "drop" and "c03" in dropped["drop"]
+    assert [leak["action"] for leak in dropped["suspected_leaks"]] == ["drop"]
+    assert dropped["columns"]["c12"]["action"] == "keep"  # nothing else changes
+
+
+def test_a_near_constant_column_is_flagged_not_dropped(advised):
+    assert advised["columns"]["c05"]["action"] == "flag"
+    assert checks(advised, "c05") == ["near_constant"]
 
 
 def test_honest_columns_are_kept_with_their_power(advised):
@@ -120,6 +144,42 @@ def test_thresholds_come_from_the_spec():
 def test_a_monotonic_counter_with_repeats_is_an_identifier():
     data = frame().assign(c12=np.arange(ROWS) * 2 // 3)  # rises, some values twice
     assert checks(advise(data), "c12") == ["monotonic"]
+
+
+def test_a_rising_quantity_that_does_not_fill_its_range_is_kept():
+    rng = np.random.default_rng(5)
+    rising = np.cumsum(rng.integers(1, 500, ROWS))  # sorted amounts, whole units
+    advised = advise(frame().assign(c12=rising))
+    assert advised["columns"]["c12"]["action"] == "flag"
+    assert checks(advised, "c12") == ["distinct_numbers"]
+
+
+def test_shuffled_row_numbers_are_dropped_and_whole_amounts_are_kept():
+    rng = np.random.default_rng(6)
+    data = frame().assign(
+        c12=rng.permutation(ROWS) + 1000,  # row numbers, shuffled: they fill their range
+        c13=rng.choice(10**7, ROWS, replace=False),  # amounts in whole units, all distinct
+    )
+    advised = advise(data)
+    assert advised["columns"]["c12"]["action"] == "drop"
+    assert checks(advised, "c12") == ["unique_per_row"]
+    assert advised["columns"]["c13"]["action"] == "flag"
+    assert checks(advised, "c13") == ["distinct_numbers"]
+
+
+def test_unique_integers_named_as_an_identifier_are_dropped():
+    rng = np.random.default_rng(7)
+    data = frame().rename(columns={"c12": "CustomerID", "c13": "paid"})
+    data["CustomerID"] = rng.choice(10**7, ROWS, replace=False)
+    data["paid"] = rng.choice(10**7, ROWS, replace=False)  # "id" inside a word is no id
+    advised = advise(data)
+    assert advised["columns"]["CustomerID"]["action"] == "drop"
+    assert "its name says identifier" in advised["columns"]["CustomerID"]["reasons"][0]["message"]
+    assert advised["columns"]["paid"]["action"] == "flag"
+    assert [
+        advice.named_as_identifier(n) for n in ("id", "user_id", "order-uuid", "CustomerID")
+    ] == [True] * 4
+    assert not any(advice.named_as_identifier(n) for n in ("paid", "idle", "valid", "Idx"))
 
 
 def test_text_of_very_high_cardinality_is_an_identifier():

@@ -9,7 +9,7 @@ import pytest
 
 from mlbatch.errors import BadInput
 from mlbatch.spec import SplitSpec
-from mlbatch_jobs.features.split import split_rows
+from mlbatch.splitting import split_rows
 
 ROWS = 2000
 

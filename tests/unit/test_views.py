@@ -33,3 +33,13 @@ def test_ran_cached_failed_and_pending_stages():
     assert all(v in lines["train"] for v in ("12.3s", "20.5s", "512 MB"))
     assert "2.5s" in lines["evaluate"] and "exit code 2 (bad input)" in lines["evaluate"]
     assert "pending" in lines["predict"]
+
+
+def test_the_run_result_ends_with_the_notes_a_person_must_not_miss(capsys):
+    from mlbatch.controller.views import print_result
+
+    note = "explore: 2 columns flagged as possible leaks (kept): a (AUC 0.97), b [x] (R² 0.91)"
+    print_result({"run_id": "20261126-090507-abc123", "state": "succeeded",
+                  "metrics": {"roc_auc": 0.81}, "reports": {}, "notes": [note]}, "")  # fmt: skip
+    out = capsys.readouterr().out
+    assert "test metrics: roc_auc 0.8100" in out and f"warning: {note}" in out

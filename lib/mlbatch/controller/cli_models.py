@@ -12,7 +12,14 @@ import typer
 from rich.table import Table
 
 from mlbatch import registry, storage
-from mlbatch.controller.cli_common import Output, OutputOption, StorageOption, console, storage_root
+from mlbatch.controller.cli_common import (
+    Output,
+    OutputOption,
+    StorageOption,
+    console,
+    errors,
+    storage_root,
+)
 from mlbatch.errors import BadInput
 
 models_app = typer.Typer(help="Registered models: names, versions, aliases.", no_args_is_help=False)
@@ -150,6 +157,10 @@ def predict(
         ),
     ] = None,  # fmt: skip
     storage_option: StorageOption = None,
+    on_unparseable: Annotated[
+        str,
+        typer.Option(help="Numbers that cannot be read: warn (scored as missing) or fail."),
+    ] = "warn",
 ) -> None:
     """Score new raw rows with a registered model or a run's model: its own transformer, then
     the model; the predictions keep the input's key columns."""
@@ -157,6 +168,11 @@ def predict(
         from mlbatch import scoring
     except ImportError as error:
         raise BadInput(f"mlbatch predict needs the predict extra installed: {error}") from None
+
+    if on_unparseable not in ("warn", "fail"):
+        raise BadInput(f"--on-unparseable {on_unparseable}: must be warn or fail")
+    from mlbatch.input_checks import check_inputs, unparseable_error
+    from mlbatch.notes import input_note
 
     root = storage_root(storage_option)
     source_uri, target_uri = storage.resolve_uri(input_uri), storage.resolve_uri(output_uri)
@@ -168,8 +184,16 @@ def predict(
         scorer = scoring.load_scorer(Path(scratch))
         ids = json.loads((Path(scratch) / "spec.json").read_text()).get("id_columns", [])
     kept = keep if keep is not None else [c for c in ids if c in rows.columns]
+    scorer.check_columns(rows.columns)
+    quality = check_inputs(scorer.transformer, rows)
+    if quality["unparseable"] and on_unparseable == "fail":
+        raise unparseable_error(quality, where=input_uri)
+    note = input_note(quality)
+    if note:  # on stderr: stdout may be piped predictions
+        errors.print(f"warning: {note}", highlight=False, markup=False, soft_wrap=True)
     frame = scorer.prediction_frame(rows, keep=kept)
-    described = {**scorer.describe(), "model": source, "rows": len(frame)}
+    described = {**scorer.describe(), "model": source, "rows": len(frame),
+                 "input_quality": quality}  # fmt: skip
     scoring.write_rows(frame, target_uri, metadata=described)
     where = f"{source['name']}:{source['version']}" if "version" in source else source["run_id"]
     console.print(f"{len(frame)} rows scored by {where} → {target_uri}", highlight=False,

@@ -9,6 +9,7 @@ from rich.table import Table
 from mlbatch import storage
 from mlbatch.controller.cli_common import console, errors
 from mlbatch.manifest import load_manifest
+from mlbatch.notes import run_notes
 from mlbatch.runs import RunLayout
 
 STATE_STYLE = {
@@ -58,7 +59,7 @@ def _note(record: dict) -> str:
 
 def summary(layout: RunLayout, state: dict) -> dict:
     """The run as one JSON-friendly dict: id, state, stages with profiles, metrics, reports."""
-    stages, metrics, reports = {}, {}, {}
+    stages, metrics, reports, per_stage = {}, {}, {}, {}
     for stage in state["stages"]:
         record = state["stages"][stage]
         entry = {"state": record["state"].lower(), "attempts": len(record["attempts"])}
@@ -70,6 +71,7 @@ def summary(layout: RunLayout, state: dict) -> dict:
                 entry["cached_from"] = manifest.cached_from
             if stage == "evaluate":
                 metrics = manifest.metrics
+            per_stage[stage] = manifest.metrics
             if stage in REPORTS and REPORTS[stage] in manifest.outputs:
                 attempt_uri = layout.attempt_uri(stage, manifest.attempt)
                 reports[stage] = _display(storage.join(attempt_uri, REPORTS[stage]))
@@ -85,6 +87,7 @@ def summary(layout: RunLayout, state: dict) -> dict:
         "stages": stages,
         "metrics": metrics,
         "reports": reports,
+        "notes": run_notes(per_stage),  # what a person must not miss (suspected leaks, ...)
     }
 
 
@@ -108,5 +111,8 @@ def print_result(final: dict, log_tail: str) -> None:
     if metrics:
         shown = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items())
         console.print(f"test metrics: {shown}", highlight=False)
+    for note in final.get("notes", []):
+        console.print(f"warning: {note}", style="yellow", highlight=False, markup=False,
+                      soft_wrap=True)  # fmt: skip
     for stage, where in final["reports"].items():
         console.print(f"{stage} report: {where}", highlight=False, soft_wrap=True)

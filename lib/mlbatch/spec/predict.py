@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, field_validator
 
 from mlbatch.errors import BadInput
@@ -21,6 +23,13 @@ class PredictSpec(Model):
         default=None,
         description="where to publish the predictions too (.parquet or .csv; a URI, or a path "
         "relative to the storage root); the stage's attempt folder always has a copy",
+    )
+
+    on_unparseable: Literal["warn", "fail"] = Field(
+        default="warn",
+        description="numbers in the rows that cannot be read: warn (scored as missing; counted "
+        "per column in the log, predictions.json and the run summary) or fail (exit 2, naming "
+        "the columns)",
     )
 
     @field_validator("model")

@@ -1,5 +1,9 @@
 """The split: which rows train, tune and test a model, by the strategy the spec declares.
 
+Shared by features (which prepares every split) and explore (whose target-based checks
+look at the training rows only): both call split_rows with the same spec, so they agree
+on every row.
+
 - random: seeded; stratified by class (classification) or target decile (regression).
 - time: train on the past, test on the future; rows with the same time stay together.
 - group: no value of the group column in two splits.
@@ -29,8 +33,24 @@ class Split:
     folds: list[dict[str, np.ndarray]] = field(default_factory=list)  # train/valid per fold
 
 
+def encode_target(target: pd.Series, task: str) -> tuple[np.ndarray, list | None]:
+    """0/1 or 0..K-1 codes (classes in sorted order) for classification; floats otherwise."""
+    if task == "regression":
+        return target.to_numpy(dtype="float64"), None
+    classes = sorted(target.dropna().unique().tolist(), key=lambda v: (str(type(v)), v))
+    if len(classes) < 2:
+        shown = classes[0] if classes else "none"
+        raise BadInput(
+            f"target {target.name!r} has a single class ({shown!r}): a {task} model needs two "
+            "or more"
+        )
+    codes = {label: code for code, label in enumerate(classes)}
+    return target.map(codes).to_numpy(dtype="int64"), [_plain(c) for c in classes]
+
+
 def split_rows(table: pd.DataFrame, labels: np.ndarray, task: str, spec: SplitSpec) -> Split:
     """Rows of each split (every row in exactly one), and folds when the spec asks."""
+    _check_columns(table, spec)
     rule = spec.model_dump(exclude_none=True)
     if spec.strategy != "random":
         rule.pop("stratify")  # only random splits are stratified
@@ -153,4 +173,16 @@ def _groups(values: pd.Series) -> np.ndarray:
 def _boundary_text(value) -> str | float:
     if isinstance(value, np.datetime64):  # times were made naive in UTC (_times)
         return pd.Timestamp(value, tz="UTC").isoformat()
+    return value.item() if hasattr(value, "item") else value
+
+
+def _check_columns(table: pd.DataFrame, spec: SplitSpec) -> None:
+    for key in ("time_column", "group_column"):
+        name = getattr(spec, key)
+        if name is not None and spec.strategy == key.split("_")[0] and name not in table:
+            raise BadInput(f"features.split.{key}: column {name!r} is not in etl's table")
+
+
+def _plain(value):
+    """JSON-friendly class label (numpy scalars become Python ones)."""
     return value.item() if hasattr(value, "item") else value
