@@ -435,16 +435,19 @@ def lists_and_watches(api_server, namespace):
 
 def test_wait_resumes_after_the_watch_expires(api_server, executor, task, namespace):
     handle = executor.launch(task)
+    executor.poll(handle)  # the client's API modules load lazily (seconds on a busy CI box)
     # One watch refused outright with 410, one expiring mid-stream with an ERROR event.
     watch = re.compile(f"/namespaces/{namespace}/jobs\\?.*watch=true")
-    api_server.inject(Fault(method="GET", path=watch, status=410))
+    refused = Fault(method="GET", path=watch, status=410)
+    api_server.inject(refused)
     api_server.emulator.expired_watches = 1
-    timer = finish_later(api_server, namespace, handle["job"])
+    timer = finish_later(api_server, namespace, handle["job"], after_s=2)
     status = executor.wait(handle, timeout_s=20, poll_interval_s=10)
     timer.join()
     assert status.state is State.SUCCEEDED
+    assert refused.times == 0 and api_server.emulator.expired_watches == 0, "both expired"
     lists, watches = lists_and_watches(api_server, namespace)
-    assert len(watches) >= 2 and len(lists) == len(watches)
+    assert len(watches) == 3 and len(lists) == len(watches)
     versions = [w.params.get("resourceVersion") for w in watches]
     assert all(versions), f"each watch resumes from the version just listed: {versions}"
 

@@ -165,7 +165,7 @@ class KubernetesExecutor:
                         return status
                 failures = 0
             except client.ApiException as error:
-                # 410 Gone: that version is too old to watch from; a fresh read resumes it
+                # 410 Gone: that version is too old to watch from; a fresh list resumes it
                 # (kubernetes.io/docs/reference/using-api/api-concepts/#410-gone-responses).
                 if error.status != 410 and error.status not in TRANSIENT_STATUSES:
                     raise api_failure(error, what=f"watch Job {namespace}/{name}") from error
