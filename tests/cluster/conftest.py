@@ -42,6 +42,8 @@ def sampled_demo_spec(path: Path) -> Path:
     spec["explore"]["sample_rows"] = 10000
     spec["train"].update(models=["linear", "xgboost"], num_samples=2, time_budget_s=40)
     spec["evaluate"].update(gates=["roc_auc >= 0.6"], bootstrap=50)
+    # One CPU per stage: the node has two, and SeaweedFS and the controller ask for some.
+    spec["execution"] = {"stages": {"train": {"cpu": "1", "memory": "3Gi"}}}
     path.write_text(yaml.safe_dump(spec, sort_keys=False))
     return path
 

@@ -38,11 +38,14 @@ class Cluster:
     def env(self) -> dict[str, str]:
         return {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
 
-    def kubectl(self, *args: str, check: bool = True, timeout: float = 120,
-                input: str | None = None) -> subprocess.CompletedProcess:
+    def kubectl(
+        self, *args: str, check: bool = True, timeout: float = 120, input: str | None = None
+    ) -> subprocess.CompletedProcess:
         return self._run(self.bin / "kubectl", args, check, timeout, input)
 
-    def helm(self, *args: str, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess:
+    def helm(
+        self, *args: str, check: bool = True, timeout: float = 900
+    ) -> subprocess.CompletedProcess:
         return self._run(self.bin / "helm", args, check, timeout, None)
 
     def get(self, *args: str) -> dict[str, Any]:
@@ -82,8 +85,9 @@ class Cluster:
             process.wait(timeout=10)
 
 
-def wait_until(what: str, condition: Callable[[], Any], *, timeout: float,
-               interval: float = 1.0) -> Any:
+def wait_until(
+    what: str, condition: Callable[[], Any], *, timeout: float, interval: float = 1.0
+) -> Any:
     """Poll `condition` until it returns something truthy; fail naming `what` on timeout."""
     deadline = time.monotonic() + timeout
     while True:

@@ -34,14 +34,18 @@ def _time(stamp: str) -> datetime:
 def pod_start_latencies(cluster: Cluster, namespace: str, run_id: str) -> dict[str, float]:
     """Seconds from each stage Job's creation to its container running, by Job name."""
     latencies = {}
-    for job in cluster.items("jobs", "--namespace", namespace, "--selector", f"mlbatch.io/run={run_id}"):
+    for job in cluster.items(
+        "jobs", "--namespace", namespace, "--selector", f"mlbatch.io/run={run_id}"
+    ):
         name = job["metadata"]["name"]
         pods = cluster.items("pods", "--namespace", namespace, "--selector", f"job-name={name}")
         for pod in pods[:1]:
             state = pod["status"]["containerStatuses"][0]["state"]
             started = (state.get("running") or state.get("terminated") or {}).get("startedAt")
             if started:
-                latencies[name] = (_time(started) - _time(job["metadata"]["creationTimestamp"])).total_seconds()
+                latencies[name] = (
+                    _time(started) - _time(job["metadata"]["creationTimestamp"])
+                ).total_seconds()
     return latencies
 
 

@@ -22,8 +22,9 @@ def test_the_namespace_enforces_restricted(cluster: Cluster, release: str):
         "spec": {"containers": [{"name": "c", "image": "localhost/mlbatch-pause:1",
                                  "securityContext": {"privileged": True}}]},
     }  # fmt: skip
-    result = cluster.kubectl("apply", "--namespace", release, "-f", "-",
-                             input=json.dumps(privileged), check=False)
+    result = cluster.kubectl(
+        "apply", "--namespace", release, "-f", "-", input=json.dumps(privileged), check=False
+    )
     assert result.returncode != 0
     assert 'violates PodSecurity "restricted' in result.stderr
 
@@ -33,14 +34,17 @@ def test_every_pod_of_the_release_is_admitted_and_ready(cluster: Cluster, releas
     events = cluster.items("events", "--namespace", release)
     refused = [e["message"] for e in events if e.get("reason") == "FailedCreate"]
     assert refused == []
-    pods = cluster.items("pods", "--namespace", release,
-                         "--selector", f"app.kubernetes.io/instance={RELEASE}")
+    pods = cluster.items(
+        "pods", "--namespace", release, "--selector", f"app.kubernetes.io/instance={RELEASE}"
+    )
     storage = [p for p in pods if "seaweedfs" in p["metadata"]["name"]]
-    assert storage and all(
-        c["ready"] for p in storage for c in p["status"]["containerStatuses"]
-    ), [p["status"] for p in storage]
+    assert storage and all(c["ready"] for p in storage for c in p["status"]["containerStatuses"]), [
+        p["status"] for p in storage
+    ]
 
 
 def test_helm_test_reaches_storage_and_conditional_puts_hold(cluster: Cluster, release: str):
     result = cluster.helm("test", RELEASE, "--namespace", release, "--logs", "--timeout", "5m")
-    assert "Phase:          Succeeded" in result.stdout or "Succeeded" in result.stdout, result.stdout
+    assert "Phase:          Succeeded" in result.stdout or "Succeeded" in result.stdout, (
+        result.stdout
+    )

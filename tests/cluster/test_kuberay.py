@@ -1,0 +1,121 @@
+"""KubeRay on a real cluster: the operator (built from its Go module, run by cluster/up.sh)
+brings up the chart's RayCluster from the train image; the train stage connects through Ray
+Client and its trials run on the Ray worker pods, not on the head."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+
+import boto3
+import pyarrow.parquet as pq
+import pytest
+
+from tests.cluster.conftest import RELEASE
+from tests.cluster.kube import REPO, Cluster, wait_until
+from tests.integration.pipeline_checks import mlbatch, run_json
+
+pytestmark = pytest.mark.slow
+
+NODES = """
+import json, ray
+ray.init(address="auto", logging_level="ERROR")
+alive = [n for n in ray.nodes() if n["Alive"]]
+print(json.dumps([{"id": n["NodeID"], "ip": n["NodeManagerAddress"]} for n in alive]))
+"""
+
+
+def train_version() -> str:
+    return subprocess.run(
+        [str(REPO / ".venv/bin/python"), "-m", "mlbatch.codeversion", "train"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def ray_cluster(cluster: Cluster, release: str):
+    """The release upgraded with a RayCluster; removed again afterwards (it holds a CPU)."""
+    cluster.helm(
+        "upgrade", RELEASE, str(REPO / "charts/mlbatch"), "--namespace", release,
+        "--reuse-values", "--values", str(REPO / "charts/mlbatch/ci/cluster-ray-values.yaml"),
+        "--set", f"ray.imageTag={train_version()}", "--wait", "--timeout", "10m",
+    )  # fmt: skip
+    try:
+        pods = wait_until(
+            "the Ray head and worker to be ready",
+            lambda: _ready_ray_pods(cluster, release),
+            timeout=600,
+            interval=5,
+        )
+        yield pods
+    finally:
+        cluster.helm(
+            "upgrade",
+            RELEASE,
+            str(REPO / "charts/mlbatch"),
+            "--namespace",
+            release,
+            "--reuse-values",
+            "--set",
+            "ray.enabled=false",
+            "--wait",
+            "--timeout",
+            "5m",
+        )
+
+
+def _ready_ray_pods(cluster: Cluster, namespace: str) -> dict[str, list[dict]] | None:
+    pods = cluster.items("pods", "--namespace", namespace, "--selector", "ray.io/is-ray-node=yes")
+    by_type: dict[str, list[dict]] = {"head": [], "worker": []}
+    for pod in pods:
+        statuses = pod["status"].get("containerStatuses") or []
+        if statuses and all(s["ready"] for s in statuses):
+            by_type[pod["metadata"]["labels"]["ray.io/node-type"]].append(pod)
+    return by_type if by_type["head"] and by_type["worker"] else None
+
+
+def test_trials_run_on_the_ray_worker_pods(cluster, release, ray_cluster, storage_env, demo_spec):
+    storage, env = storage_env
+    assert mlbatch("demo-data", "--storage", storage, env=env).returncode == 0
+    result = mlbatch(
+        "run", str(demo_spec), "--executor", "kubernetes", "--namespace", release,
+        "--context", "mlbatch", "--storage", storage, "--set", "etl.seed=31", "--output", "json",
+        env={**env, "KUBECONFIG": str(cluster.kubeconfig)},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-4000:]
+    run_id = run_json(result)["run_id"]
+
+    head = ray_cluster["head"][0]["metadata"]["name"]
+    nodes = json.loads(
+        cluster.kubectl("exec", head, "--namespace", release, "--", "python", "-c", NODES)
+        .stdout.strip()
+        .splitlines()[-1]
+    )
+    worker_ips = {p["status"]["podIP"] for p in ray_cluster["worker"]}
+    worker_nodes = {n["id"] for n in nodes if n["ip"] in worker_ips}
+    assert worker_nodes, (nodes, worker_ips)
+
+    trials = _read_trials(storage, env, run_id)
+    placed = set(trials.loc[trials["status"] == "ok", "node"])
+    assert placed and placed <= worker_nodes, (placed, nodes)
+    log = mlbatch("logs", run_id, "train", "--storage", storage, env=env).stdout
+    assert "Ray: ray://" in log, log[-2000:]
+
+
+def _read_trials(storage: str, env: dict, run_id: str):
+    bucket = storage.removeprefix("s3://")
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=env["AWS_ENDPOINT_URL"],
+        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+        region_name="us-east-1",
+    )
+    manifest = json.loads(
+        s3.get_object(Bucket=bucket, Key=f"runs/{run_id}/train/_manifest.json")["Body"].read()
+    )
+    key = f"runs/{run_id}/train/attempts/{manifest['attempt']}/trials.parquet"
+    return pq.read_table(
+        io.BytesIO(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+    ).to_pandas()
