@@ -14,7 +14,7 @@ key=$(cat "$here/versions.env" "$here/build.sh" "$here"/kube/go.mod "$here"/kube
 bin=$cache/bin-$key
 if [ -f "$bin/.complete" ]; then echo "$bin"; exit 0; fi
 
-export GOFLAGS="-trimpath -buildvcs=false" CGO_ENABLED=${CGO_ENABLED:-0}
+export GOFLAGS="-trimpath -buildvcs=false"
 mkdir -p "$bin.tmp"
 step() { # step NAME COMMAND...: run it, print its time
   local start=$SECONDS

@@ -61,7 +61,7 @@ start kube-apiserver kube-apiserver \
   --client-ca-file "$pki/ca.crt" \
   --kubelet-client-certificate "$pki/apiserver-kubelet-client.crt" \
   --kubelet-client-key "$pki/apiserver-kubelet-client.key" \
-  --kubelet-certificate-authority "$pki/ca.crt" \
+  --kubelet-certificate-authority "$pki/ca.crt" --kubelet-preferred-address-types InternalIP \
   --service-cluster-ip-range "$SERVICE_CIDR" \
   --service-account-key-file "$pki/sa.pub" --service-account-signing-key-file "$pki/sa.key" \
   --service-account-issuer "https://kubernetes.default.svc.$CLUSTER_DOMAIN" \
@@ -99,6 +99,11 @@ state = "$STATE/containerd/state"
   snapshotter = 'overlayfs'
   [plugins.'io.containerd.cri.v1.images'.pinned_images]
     sandbox = '$PAUSE_IMAGE'
+# Our root lacks CAP_SYS_RESOURCE (as in many sandboxes and rootless setups): runc then
+# cannot lower a pod's oom_score_adj below containerd's own, and every sandbox fails with
+# "failed to update /proc/self/oom_score_adj: Permission denied". Clamp it instead.
+[plugins.'io.containerd.cri.v1.runtime']
+  restrict_oom_score_adj = true
 [plugins.'io.containerd.cri.v1.runtime'.containerd]
   default_runtime_name = 'runc'
   [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc]
