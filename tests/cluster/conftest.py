@@ -8,17 +8,11 @@ from __future__ import annotations
 
 import base64
 import os
-import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
-
-from tests.cluster.kube import REPO, Cluster
-
-NAMESPACE = "mlbatch"
-RELEASE = "mlbatch"
-BUCKET = "mlbatch"
+from kube_cluster import BUCKET, NAMESPACE, RELEASE, REPO, Cluster, make
 
 
 @pytest.fixture(scope="session")
@@ -46,19 +40,6 @@ def sampled_demo_spec(path: Path) -> Path:
     spec["execution"] = {"stages": {"train": {"cpu": "1", "memory": "3Gi"}}}
     path.write_text(yaml.safe_dump(spec, sort_keys=False))
     return path
-
-
-def make(*targets: str, timeout: float = 1200, **variables: str) -> subprocess.CompletedProcess:
-    """`make TARGET... NAME=value...` from the repository root, as a platform engineer runs it."""
-    result = subprocess.run(
-        ["make", "--no-print-directory", *targets, *(f"{k}={v}" for k, v in variables.items())],
-        cwd=REPO, capture_output=True, text=True, timeout=timeout,
-    )  # fmt: skip
-    assert result.returncode == 0, (
-        f"make {' '.join(targets)} exited {result.returncode}:\n"
-        f"{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
-    )
-    return result
 
 
 @pytest.fixture(scope="session")

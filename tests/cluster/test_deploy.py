@@ -6,9 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-
-from tests.cluster.conftest import RELEASE
-from tests.cluster.kube import Cluster
+from kube_cluster import RELEASE, Cluster
 
 pytestmark = pytest.mark.slow
 

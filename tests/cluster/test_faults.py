@@ -10,10 +10,8 @@ import sys
 import time
 
 import pytest
-
-from tests.cluster.conftest import RELEASE
-from tests.cluster.kube import Cluster, wait_until
-from tests.integration.pipeline_checks import mlbatch, run_json
+from cluster_runs import find_run, mlbatch, run_json, stage_jobs
+from kube_cluster import RELEASE, Cluster, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -35,11 +33,6 @@ def host_run(
         env={**cluster.env, **storage_environment, **(env or {})},
     )  # fmt: skip
     return result, time.monotonic() - started
-
-
-def stage_jobs(cluster: Cluster, run_id: str, stage: str | None = None) -> list[dict]:
-    selector = f"mlbatch.io/run={run_id}" + (f",mlbatch.io/stage={stage}" if stage else "")
-    return cluster.items("jobs", "--namespace", RELEASE, "--selector", selector)
 
 
 def failed_stage(storage_env, run_id: str) -> dict:
@@ -148,7 +141,7 @@ def test_cancel_deletes_stage_jobs_and_the_controller_job_does_not_restart(
                 "--field-selector",
                 "status.active=1",
             )
-            and _run_named(storage, env, job)
+            and find_run(storage, env, job)
         ),
         timeout=180,
     )
@@ -183,54 +176,3 @@ def start_controller_job(cluster: Cluster, namespace: str, name: str, *args: str
                         "labels": template.get("metadata", {}).get("labels", {})},
            "spec": template["spec"]}  # fmt: skip
     cluster.kubectl("create", "-f", "-", input=json.dumps(job))
-
-
-def _run_named(storage: str, env: dict, name: str) -> dict | None:
-    result = mlbatch("runs", "--storage", storage, "--output", "json", env=env)
-    if result.returncode != 0 or not result.stdout.strip():
-        return None
-    found = [r for r in run_json(result) if name in (r.get("name"), r.get("run_id"))]
-    return found[0] if found else None
-
-
-def test_deleting_the_controller_pod_mid_stage_adopts_the_running_stage(cluster, release, raw_data):
-    storage, env = raw_data
-    job = "mlbatch-ci-adopt"
-    start_controller_job(cluster, release, job, "--set", "etl.seed=12")
-    run = wait_until(
-        "a run with a running train Job",
-        lambda: (
-            (r := _run_named(storage, env, job)) and stage_jobs(cluster, r["run_id"], "train") and r
-        ),
-        timeout=900,
-        interval=3,
-    )
-    run_id = run["run_id"]
-    committed_before = {
-        j["metadata"]["labels"]["mlbatch.io/stage"]
-        for j in stage_jobs(cluster, run_id)
-        if j["status"].get("succeeded")
-    }
-    first = cluster.items("pods", "--namespace", release, "--selector", f"job-name={job}")
-    cluster.kubectl(
-        "delete", "pod", first[0]["metadata"]["name"], "--namespace", release, "--wait=false"
-    )
-    make_done = wait_until(
-        "the adopted run to finish",
-        lambda: (
-            lambda j: j if j["status"].get("succeeded") or j["status"].get("failed") else None
-        )(cluster.get("job", job, "--namespace", release)),
-        timeout=900,
-        interval=5,
-    )
-    assert make_done["status"].get("succeeded") == 1, make_done["status"]
-    jobs = stage_jobs(cluster, run_id)
-    by_stage: dict[str, int] = {}
-    for j in jobs:
-        stage = j["metadata"]["labels"]["mlbatch.io/stage"]
-        by_stage[stage] = by_stage.get(stage, 0) + 1
-    # No duplicate Jobs, nothing committed before ran again: one Job per stage.
-    assert all(count == 1 for count in by_stage.values()), by_stage
-    assert committed_before <= set(by_stage)
-    status = run_json(mlbatch("status", run_id, "--storage", storage, "--output", "json", env=env))
-    assert status["state"] == "succeeded", status

@@ -11,10 +11,8 @@ import subprocess
 import boto3
 import pyarrow.parquet as pq
 import pytest
-
-from tests.cluster.conftest import RELEASE
-from tests.cluster.kube import REPO, Cluster, wait_until
-from tests.integration.pipeline_checks import mlbatch, run_json
+from cluster_runs import check_succeeded, mlbatch, run_json
+from kube_cluster import RELEASE, REPO, Cluster, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -75,7 +73,11 @@ def _ready_ray_pods(cluster: Cluster, namespace: str) -> dict[str, list[dict]] |
     return by_type if by_type["head"] and by_type["worker"] else None
 
 
-def test_trials_run_on_the_ray_worker_pods(cluster, release, ray_cluster, storage_env, demo_spec):
+def test_host_cli_run_trains_on_the_ray_worker_pods(
+    cluster, release, ray_cluster, storage_env, demo_spec
+):
+    """The controller on the host (`--executor kubernetes`): every stage a Job in the
+    cluster, the train stage a Ray Client of the RayCluster, its trials on the workers."""
     storage, env = storage_env
     assert mlbatch("demo-data", "--storage", storage, env=env).returncode == 0
     result = mlbatch(
@@ -85,6 +87,7 @@ def test_trials_run_on_the_ray_worker_pods(cluster, release, ray_cluster, storag
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-4000:]
     run_id = run_json(result)["run_id"]
+    check_succeeded(cluster, storage, env, run_id)
 
     head = ray_cluster["head"][0]["metadata"]["name"]
     nodes = json.loads(

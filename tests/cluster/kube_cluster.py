@@ -17,6 +17,10 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[2]
 CACHE = Path(os.environ.get("MLBATCH_CLUSTER_CACHE", "/var/tmp/mlbatch-cluster"))
 STATE = CACHE / "state"
+# The release `make deploy` installs for the tests, in a namespace of the same name.
+NAMESPACE = "mlbatch"
+RELEASE = "mlbatch"
+BUCKET = "mlbatch"
 
 
 @dataclass(frozen=True)
@@ -97,3 +101,16 @@ def wait_until(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
         time.sleep(interval)
+
+
+def make(*targets: str, timeout: float = 1200, **variables: str) -> subprocess.CompletedProcess:
+    """`make TARGET... NAME=value...` from the repository root, as a platform engineer runs it."""
+    result = subprocess.run(
+        ["make", "--no-print-directory", *targets, *(f"{k}={v}" for k, v in variables.items())],
+        cwd=REPO, capture_output=True, text=True, timeout=timeout,
+    )  # fmt: skip
+    assert result.returncode == 0, (
+        f"make {' '.join(targets)} exited {result.returncode}:\n"
+        f"{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+    )
+    return result
