@@ -1,52 +1,43 @@
-"""AutoGluon-Tabular (medium_quality) on mlbatch's split files, in its own venv.
+"""AutoGluon-Tabular `medium_quality`, in its own venv, on one table's train.csv.
 
-    python autogluon_baseline.py --train T --valid V --test S --budget 240 --metric roc_auc
+    python autogluon_baseline.py --train T --test S --target y --task binary --budget 60 \
+        --predictions P.csv
 
-Prints one JSON line: the test score and the wall time. AutoGluon fits on train, tunes
-and ensembles on valid (tuning_data), and scores test once at the end.
+Fits on the raw training rows (AutoGluon holds out its own tuning rows and ensembles),
+writes the test predictions (common.py's format) and one JSON line.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import tempfile
-import time
 
-from common import TARGET, read_frame, score
+import pandas as pd
+from common import Clock, arguments, read_table, report, write_predictions
+
+EVAL_METRIC = {"binary": "roc_auc", "multiclass": "log_loss",
+               "regression": "root_mean_squared_error"}  # fmt: skip
 
 
 def main() -> None:
     from autogluon.tabular import TabularPredictor
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    for name in ("train", "valid", "test"):
-        parser.add_argument(f"--{name}", required=True)
-    parser.add_argument("--budget", type=float, required=True)
-    parser.add_argument("--metric", default="roc_auc")
-    parser.add_argument("--task", default="binary")
-    args = parser.parse_args()
-    train, valid, test = (read_frame(path) for path in (args.train, args.valid, args.test))
-    problem = {"binary": "binary", "multiclass": "multiclass", "regression": "regression"}
+    args = arguments(__doc__.splitlines()[0])
+    x_train, y_train = read_table(args.train, args.target, args.task)
+    x_test, _ = read_table(args.test, args.target, args.task)
+    train = pd.concat([x_train, y_train.rename("__target")], axis=1)
     with tempfile.TemporaryDirectory() as folder:
-        predictor = TabularPredictor(
-            label=TARGET, problem_type=problem[args.task], path=folder,
-            eval_metric={"roc_auc": "roc_auc", "log_loss": "log_loss",
-                         "rmse": "root_mean_squared_error"}[args.metric],
-        )  # fmt: skip
-        started = time.time()
-        predictor.fit(train, tuning_data=valid, time_limit=args.budget,
-                      presets="medium_quality", verbosity=0)  # fmt: skip
-        wall = time.time() - started
-        features = test.drop(columns=[TARGET])
+        predictor = TabularPredictor(label="__target", problem_type=args.task, path=folder,
+                                     eval_metric=EVAL_METRIC[args.task], verbosity=0)  # fmt: skip
+        with Clock() as clock:
+            predictor.fit(train, time_limit=args.budget, presets="medium_quality")
         if args.task == "regression":
-            predictions = predictor.predict(features).to_numpy()
+            write_predictions(args.predictions, args.task, predictor.predict(x_test))
         else:
-            predictions = predictor.predict_proba(features).to_numpy()
-    print(json.dumps({
-        "baseline": "autogluon", "test": score(args.metric, args.task, test[TARGET], predictions),
-        "wall_s": round(wall, 1), "best_model": predictor.model_best,
-    }))  # fmt: skip
+            probabilities = predictor.predict_proba(x_test)
+            write_predictions(args.predictions, args.task, probabilities.to_numpy(),
+                              classes=[str(c) for c in probabilities.columns])  # fmt: skip
+        best = predictor.model_best
+    report(fit_s=clock.seconds, best=best)
 
 
 if __name__ == "__main__":

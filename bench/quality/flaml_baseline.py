@@ -1,49 +1,36 @@
-"""FLAML (XGBoost + LightGBM) on mlbatch's split files, in its own venv.
+"""FLAML's AutoML with its defaults, in its own venv, on one table's train.csv.
 
-    python flaml_baseline.py --train T --valid V --test S --budget 240 --metric roc_auc
+    python flaml_baseline.py --train T --test S --target y --task binary --budget 60 \
+        --predictions P.csv
 
-Prints one JSON line: the test score and the wall time. FLAML tunes on train and ranks
-on valid, as mlbatch's train stage does; test is scored once at the end.
+Fits on the raw training rows (FLAML picks its own holdout or CV and its default
+learners), writes the test predictions (common.py's format) and one JSON line.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import time
-
-from common import read_split, score
+from common import METRICS, Clock, arguments, read_table, report, write_predictions
 
 
 def main() -> None:
     from flaml import AutoML
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    for name in ("train", "valid", "test"):
-        parser.add_argument(f"--{name}", required=True)
-    parser.add_argument("--budget", type=float, required=True)
-    parser.add_argument("--metric", default="roc_auc")
-    parser.add_argument("--task", default="binary")
-    args = parser.parse_args()
-    x_train, y_train = read_split(args.train)
-    x_valid, y_valid = read_split(args.valid)
-    x_test, y_test = read_split(args.test)
+    args = arguments(__doc__.splitlines()[0])
+    x_train, y_train = read_table(args.train, args.target, args.task)
+    x_test, _ = read_table(args.test, args.target, args.task)
     automl = AutoML()
-    started = time.time()
-    automl.fit(
-        x_train, y_train, X_val=x_valid, y_val=y_valid, time_budget=args.budget,
-        task="regression" if args.task == "regression" else "classification",
-        metric={"roc_auc": "roc_auc", "log_loss": "log_loss", "rmse": "rmse"}[args.metric],
-        estimator_list=["xgboost", "lgbm"], eval_method="holdout", seed=0, verbose=0,
-    )  # fmt: skip
-    wall = time.time() - started
-    predictions = (
-        automl.predict(x_test) if args.task == "regression" else automl.predict_proba(x_test)
-    )
-    print(json.dumps({
-        "baseline": "flaml", "test": score(args.metric, args.task, y_test, predictions),
-        "wall_s": round(wall, 1), "best_estimator": automl.best_estimator,
-    }))  # fmt: skip
+    with Clock() as clock:
+        automl.fit(
+            x_train, y_train, time_budget=args.budget, metric=METRICS[args.task],
+            task="regression" if args.task == "regression" else "classification",
+            seed=0, verbose=0,
+        )  # fmt: skip
+    if args.task == "regression":
+        write_predictions(args.predictions, args.task, automl.predict(x_test))
+    else:
+        write_predictions(args.predictions, args.task, automl.predict_proba(x_test),
+                          classes=[str(c) for c in automl.classes_])  # fmt: skip
+    report(fit_s=clock.seconds, best=automl.best_estimator)
 
 
 if __name__ == "__main__":
