@@ -183,6 +183,16 @@ def list_run_ids(storage_uri: str) -> list[str]:
     return sorted((i for i in ids if RUN_ID_PATTERN.match(i)), reverse=True)
 
 
+def run_id_named(storage_uri: str, name: str) -> str | None:
+    """The run id bound to a name (`run_id_for_name`), or None when no run has that name."""
+    if RUN_ID_PATTERN.match(name) or not re.fullmatch(r"[a-z0-9][a-z0-9.-]*", name):
+        return None
+    uri = storage.join(storage_uri, "run-names", f"{name}.json")
+    if storage.stat(uri) is None:
+        return None
+    return json.loads(storage.read_bytes(uri))["run_id"]
+
+
 def run_id_for_name(storage_uri: str, name: str) -> str:
     """The run id bound to a name (e.g. a Kubernetes Job name), binding a new one if needed.
 

@@ -16,12 +16,12 @@ from pipeline_checks import mlbatch, run_json  # noqa: E402
 
 
 def find_run(storage: str, env: dict, name: str) -> dict | None:
-    """The run bound to this name (a controller Job's), once the controller created it."""
-    result = mlbatch("runs", "--storage", storage, "--output", "json", env=env)
+    """The status of the run bound to this name (a controller Job's `--run-name`), as
+    `mlbatch status NAME` shows it; None until the controller has created the run."""
+    result = mlbatch("status", name, "--storage", storage, "--output", "json", env=env)
     if result.returncode != 0 or not result.stdout.strip():
         return None
-    found = [r for r in run_json(result) if name in (r.get("name"), r.get("run_id"))]
-    return found[0] if found else None
+    return run_json(result)
 
 
 def stage_jobs(cluster: Cluster, run_id: str, stage: str | None = None) -> list[dict]:

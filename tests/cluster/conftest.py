@@ -7,12 +7,14 @@ Under CI=true a cluster that is not up fails these tests; elsewhere they skip.""
 from __future__ import annotations
 
 import base64
+import json
 import os
 from pathlib import Path
 
 import pytest
-import yaml
 from kube_cluster import BUCKET, NAMESPACE, RELEASE, REPO, Cluster, make
+
+from mlbatch.spec.loader import parse_yaml
 
 
 @pytest.fixture(scope="session")
@@ -28,7 +30,7 @@ def cluster() -> Cluster:
 
 def sampled_demo_spec(path: Path) -> Path:
     """The flights demo cut to fit a 2-core CI machine: 30k sampled rows, a short search."""
-    spec = yaml.safe_load((REPO / "examples/flights.yaml").read_text())
+    spec = parse_yaml((REPO / "examples/flights.yaml").read_text())
     spec["etl"]["sample_rows"] = 30000
     for rule in spec["etl"]["validation"]:
         if rule["rule"] == "row_count":
@@ -38,7 +40,8 @@ def sampled_demo_spec(path: Path) -> Path:
     spec["evaluate"].update(gates=["roc_auc >= 0.6"], bootstrap=50)
     # One CPU per stage: the node has two, and SeaweedFS and the controller ask for some.
     spec["execution"] = {"stages": {"train": {"cpu": "1", "memory": "3Gi"}}}
-    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    # JSON is YAML, and leaves no key (`on:`) for a YAML 1.1 reader to take for a boolean.
+    path.write_text(json.dumps(spec, indent=2))
     return path
 
 
@@ -60,7 +63,7 @@ def storage_env(cluster: Cluster, release: str):
     and the release's generated keys. Yields (storage URI, env)."""
     secret = cluster.get("secret", f"{RELEASE}-credentials", "--namespace", release)
     keys = {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
-    with cluster.port_forward(release, f"service/{RELEASE}-seaweedfs", 8333) as port:
+    with cluster.port_forward(release, f"service/{RELEASE}-s3", 8333) as port:
         env = {
             "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
             "AWS_ACCESS_KEY_ID": keys["AWS_ACCESS_KEY_ID"],

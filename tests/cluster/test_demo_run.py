@@ -29,6 +29,16 @@ def _time(stamp: str) -> datetime:
     return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
 
 
+def _running_train(cluster: Cluster, job: str, storage: str, env: dict) -> dict | None:
+    """The run once its train Job exists; fails at once if the controller Job failed."""
+    controller = cluster.get("job", job, "--namespace", RELEASE)
+    if controller["status"].get("failed"):
+        logs = cluster.kubectl("logs", f"job/{job}", "--namespace", RELEASE, check=False)
+        raise AssertionError(f"the controller Job failed:\n{logs.stdout[-3000:]}")
+    run = find_run(storage, env, job)
+    return run if run and stage_jobs(cluster, run["run_id"], "train") else None
+
+
 def pod_start_latencies(cluster: Cluster, namespace: str, run_id: str) -> dict[str, float]:
     """Seconds from each stage Job's creation to its container running, by Job name."""
     latencies = {}

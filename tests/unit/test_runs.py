@@ -132,3 +132,11 @@ def test_run_id_for_name(file_storage):
 def test_run_id_for_name_refuses_non_dns_names(file_storage, bad):
     with pytest.raises(BadInput, match="DNS name"):
         runs.run_id_for_name(file_storage, bad)
+
+
+def test_a_run_is_found_by_the_name_it_was_bound_to(tmp_path):
+    root = f"file://{tmp_path}"
+    run_id = runs.run_id_for_name(root, "mlbatch-20261202-demo")
+    assert runs.run_id_named(root, "mlbatch-20261202-demo") == run_id
+    assert runs.run_id_named(root, "no-such-name") is None
+    assert runs.run_id_named(root, run_id) is None  # an id is not a name

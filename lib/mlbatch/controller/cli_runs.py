@@ -23,14 +23,18 @@ from mlbatch.errors import BadInput
 from mlbatch.runs import RunLayout
 from mlbatch.spec.base import ALL_STAGES, STAGES
 
-RunIdArgument = Annotated[str, typer.Argument(help="Run id (see `mlbatch runs`).")]
+RunIdArgument = Annotated[
+    str, typer.Argument(help="Run id (see `mlbatch runs`), or the name it was started with (--run-name).")
+]
 FOLLOW_POLL_S = 2.0
 LIVE_HEARTBEAT_S = 45  # a controller heartbeats every 10 s; older than this, it is gone
 
 
 def open_run(storage_option: str | None, run_id: str) -> RunLayout:
-    """An existing run's layout; BadInput if there is no such run."""
-    layout = RunLayout(storage_root(storage_option), runs.check_run_id(run_id))
+    """An existing run's layout, by its id or its name (a controller Job's: `--run-name`);
+    BadInput if there is no such run."""
+    root = storage_root(storage_option)
+    layout = RunLayout(root, runs.run_id_named(root, run_id) or runs.check_run_id(run_id))
     runs.read_spec(layout)
     return layout
 
@@ -41,7 +45,7 @@ def status(
     """Stages, states, profiles and what was taken from the cache, for one run."""
     layout = open_run(storage_option, run_id)
     state = runs.read_state(layout) or {
-        "run_id": run_id,
+        "run_id": layout.run_id,
         "stages": empty_stages(),
         "state": "created",
     }
