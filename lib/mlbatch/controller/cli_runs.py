@@ -24,7 +24,7 @@ from mlbatch.runs import RunLayout
 from mlbatch.spec.base import ALL_STAGES, STAGES
 
 RunIdArgument = Annotated[
-    str, typer.Argument(help="Run id (see `mlbatch runs`), or the name it was started with (--run-name).")
+    str, typer.Argument(help="Run id (see `mlbatch runs`), or the run's name (--run-name).")
 ]
 FOLLOW_POLL_S = 2.0
 LIVE_HEARTBEAT_S = 45  # a controller heartbeats every 10 s; older than this, it is gone
