@@ -37,7 +37,7 @@ images: ## build every stage image and the controller image, tagged with the cod
 	@for name in $(IMAGE_NAMES); do \
 	  tag=$(images_tag); image=$(IMAGE_REPOSITORY)-$$name:$$tag; \
 	  echo "building $$image with $(CONTAINER_ENGINE)"; start=$$(date +%s); \
-	  $(CONTAINER_ENGINE) build $(IMAGE_BUILD_FLAGS) $(ENGINE_BUILD_FLAGS) --build-arg BASE_IMAGE=$(BASE_IMAGE) \
+	  $(CONTAINER_ENGINE) build $(strip $(IMAGE_BUILD_FLAGS) $(ENGINE_BUILD_FLAGS)) --build-arg BASE_IMAGE=$(BASE_IMAGE) \
 	    --build-arg CODE_VERSION=$$tag \
 	    -t $$image -f images/$$name/Dockerfile . || exit 1; \
 	  echo "::: image $$name: $$(( $$(date +%s) - start ))s"; \
