@@ -15,14 +15,15 @@ trap 'rm -rf "$archive_dir"' EXIT
 for image in "$@"; do
   start=$SECONDS
   id=$(podman image inspect --format '{{.Id}}' "$image") || fail "no image $image in podman's storage"
-  # Skip an image containerd already holds under the same name and id.
-  if "${ctr[@]}" images ls --quiet "name==$image" | grep -qx "$image" \
-     && "${ctr[@]}" images ls "name==$image" | grep -q "sha256:${id#sha256:}"; then
+  # Skip an image containerd already holds under this name, imported from this podman id.
+  if "${ctr[@]}" images ls --quiet "name==$image,labels.\"io.mlbatch.podman-id\"==${id#sha256:}" \
+     | grep -qx "$image"; then
     echo "::: load $image: already loaded"; continue
   fi
   podman save --format docker-archive -o "$archive_dir/image.tar" "$image" >/dev/null
   # Pinned: the kubelet must never remove an image it cannot pull back.
-  "${ctr[@]}" images import --label io.cri-containerd.pinned=pinned "$archive_dir/image.tar" >/dev/null
+  "${ctr[@]}" images import --label io.cri-containerd.pinned=pinned \
+    --label "io.mlbatch.podman-id=${id#sha256:}" "$archive_dir/image.tar" >/dev/null
   rm -f "$archive_dir/image.tar"
   echo "::: load $image: $(( SECONDS - start ))s"
 done
