@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import statistics
 import subprocess
+import time
 from datetime import datetime
 
 import pytest
@@ -63,7 +64,8 @@ def test_demo_from_the_cronjob_survives_its_controller_pod_deleted(
     """`make k8s-run`; mid-train the controller's pod is deleted (a node drain, say): the
     Job's next pod adopts the running train Job, nothing committed runs again."""
     storage, env = demo_data
-    job = "mlbatch-ci-demo"
+    # A new name each time: a name is bound to its run for good (a rerun would resume it).
+    job = f"mlbatch-ci-demo-{int(time.time())}"
     follow = subprocess.Popen(
         ["make", "--no-print-directory", "k8s-run", f"RUN_JOB={job}", f"K8S_NAMESPACE={release}",
          f"HELM_RELEASE={RELEASE}"],

@@ -127,7 +127,7 @@ def test_cancel_deletes_stage_jobs_and_the_controller_job_does_not_restart(
     cluster, release, raw_data, demo_spec
 ):
     storage, env = raw_data
-    job = "mlbatch-ci-cancel"
+    job = f"mlbatch-ci-cancel-{int(time.time())}"
     start_controller_job(cluster, release, job, "--set", "etl.seed=11")
     runs = wait_until(
         "the cancelled run's etl Job",
