@@ -28,7 +28,7 @@ def host_run(
     result = subprocess.run(
         [sys.executable, "-m", "mlbatch.controller.cli", "run", str(spec),
          "--executor", "kubernetes", "--namespace", RELEASE, "--context", "mlbatch",
-         "--storage", storage, "--output", "json", *extra],
+         "--storage", storage, "--output", "json", "--force", "etl", *extra],
         capture_output=True, text=True, timeout=timeout,
         env={**cluster.env, **storage_environment, **(env or {})},
     )  # fmt: skip
