@@ -39,7 +39,9 @@ def failed_stage(storage_env, run_id: str) -> dict:
     storage, env = storage_env
     status = run_json(mlbatch("status", run_id, "--storage", storage, "--output", "json", env=env))
     assert status["state"] == "failed", status
-    failed = [s for s in status["stages"] if s.get("state") == "failed"]
+    failed = [
+        {"stage": name, **s} for name, s in status["stages"].items() if s.get("state") == "failed"
+    ]
     assert failed, status
     return failed[0]
 
@@ -56,14 +58,15 @@ def raw_data(storage_env, release):
 
 
 def test_a_stage_that_exits_2_fails_at_once_without_retries(cluster, raw_data, demo_spec):
-    # A source file that is not there: etl stops with exit 2 (bad input), never retried.
+    # A declared type the data does not have (carrier codes are text): etl, reading the
+    # rows, stops with exit 2 (bad input), never retried.
     result, _ = host_run(
         cluster,
         raw_data,
         demo_spec,
         *ONLY_ETL,
         "--set",
-        "etl.sources.planes.uri=raw/flights/no_such_file.csv",
+        "etl.sources.flights.columns.carrier=int64",
     )
     assert result.returncode != 0
     run_id = run_id_of(result)
@@ -71,7 +74,7 @@ def test_a_stage_that_exits_2_fails_at_once_without_retries(cluster, raw_data, d
     assert len(jobs) == 1, "a bad-input failure was retried"
     conditions = {c["type"]: c for c in jobs[0]["status"]["conditions"]}
     assert conditions["Failed"]["reason"] == "PodFailurePolicy", conditions
-    assert "no_such_file" in failed_stage(raw_data, run_id)["error"]
+    assert "carrier" in failed_stage(raw_data, run_id)["reason"]
 
 
 def test_a_stage_over_its_memory_limit_is_reported_as_oomkilled(cluster, raw_data, demo_spec):
@@ -85,7 +88,7 @@ def test_a_stage_over_its_memory_limit_is_reported_as_oomkilled(cluster, raw_dat
         "execution.stages.etl.memory=120Mi",
     )
     assert result.returncode != 0
-    assert "OOMKilled" in failed_stage(raw_data, run_id_of(result))["error"]
+    assert "OOMKilled" in failed_stage(raw_data, run_id_of(result))["reason"]
 
 
 # Each of these never gets a stage running; each must fail long before the attempt's
@@ -113,7 +116,7 @@ def test_a_pod_that_never_runs_fails_within_a_bounded_time(
         cluster, raw_data, demo_spec, "--set", "execution.retries=1", *overrides, env=env
     )
     assert result.returncode != 0, case
-    error = failed_stage(raw_data, run_id_of(result))["error"]
+    error = failed_stage(raw_data, run_id_of(result))["reason"]
     assert reason in error, (case, error)
     assert wall_s < BOUNDED_S, f"{case}: failed after {wall_s:.0f}s"
     # Nothing left behind that could still start later.
