@@ -14,7 +14,8 @@ import pytest
 from cluster_runs import check_succeeded, mlbatch, run_json
 from kube_cluster import RELEASE, REPO, Cluster, wait_until
 
-pytestmark = pytest.mark.slow
+# Not yet seen passing on the CI cluster (the session ended first); CI deselects it.
+pytestmark = [pytest.mark.slow, pytest.mark.cluster_unverified]
 
 NODES = """
 import json, ray
