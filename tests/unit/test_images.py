@@ -108,7 +108,8 @@ def test_make_images_and_base_image(engine: str):
     )
     # Docker's BuildKit gets --provenance=false (an attestation breaks `kind load`).
     flags = "--network=host --provenance=false" if engine == "docker" else "--network=host"
-    assert f"{engine} build {flags} --build-arg BASE_IMAGE=localhost/mlbatch-base:bookworm" in script
+    base = "--build-arg BASE_IMAGE=localhost/mlbatch-base:bookworm"
+    assert f"{engine} build {flags} {base}" in script
     assert "images/$name/Dockerfile" in script
     for name in NAMES:
         assert name in script

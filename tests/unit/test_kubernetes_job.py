@@ -183,7 +183,7 @@ def test_gpu_stages_get_gpus_and_gpu_nodes_and_train_gets_shared_memory(task, se
     resources = pod["containers"][0]["resources"]
     assert resources["requests"] == {"cpu": "2", "memory": "4Gi"}
     if task.resources.gpu:
-        assert resources["limits"] == {"cpu": "2", "memory": "4Gi", "nvidia.com/gpu": 1}
+        assert resources["limits"] == {"cpu": "2", "memory": "4Gi", "nvidia.com/gpu": "1"}
         assert pod["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
         assert pod["tolerations"] == [
             {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}

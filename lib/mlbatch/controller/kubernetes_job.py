@@ -365,7 +365,8 @@ def _container(task: StageTask, settings: KubernetesSettings) -> dict[str, Any]:
     # Ray, XGBoost and Dask size their thread pools from the cgroup CPU quota.
     limits: dict[str, Any] = {"cpu": resources.cpu, "memory": resources.memory}
     if resources.gpu > 0:
-        limits["nvidia.com/gpu"] = resources.gpu
+        # A quantity is a string: kubernetes' client (37+) refuses the int 1 before sending.
+        limits["nvidia.com/gpu"] = str(resources.gpu)
     mounts = [{"name": "tmp", "mountPath": "/tmp"}]
     if task.stage in SHARED_MEMORY_STAGES:
         mounts.append({"name": "dshm", "mountPath": "/dev/shm"})
