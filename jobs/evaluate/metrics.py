@@ -8,9 +8,10 @@ the bootstrap can afford hundreds of resamples; the curve areas come from scikit
 from __future__ import annotations
 
 import numpy as np
-from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score
+from sklearn.metrics import average_precision_score, roc_auc_score
 
 from mlbatch.spec.evaluate import TASK_METRICS
+from mlbatch.thresholds import best_f1
 
 EPSILON = 1e-15  # probabilities are clipped to [EPSILON, 1 - EPSILON] for the log loss
 
@@ -70,12 +71,8 @@ def regression_metrics(y: np.ndarray, predictions: np.ndarray) -> dict[str, floa
 
 def best_f1_threshold(y: np.ndarray, scores: np.ndarray) -> float | None:
     """The probability threshold with the highest F1 (None when the rows hold one class)."""
-    if len(np.unique(y)) < 2:
-        return None
-    precision, recall, thresholds = precision_recall_curve(y, scores)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0)
-    return float(thresholds[int(np.argmax(f1[:-1]))])  # the last point has no threshold
+    best = best_f1(y, scores)
+    return None if best is None else best[0]
 
 
 def _confusion(y: np.ndarray, predicted: np.ndarray, num_classes: int) -> np.ndarray:

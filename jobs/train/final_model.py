@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from sklearn.metrics import precision_recall_curve
 
 from mlbatch.spec import TrainSpec
+from mlbatch.thresholds import best_f1
 from mlbatch_jobs.train import ensemble
 from mlbatch_jobs.train.data import SearchData
 from mlbatch_jobs.train.families import load_family
@@ -120,13 +120,10 @@ def blended_valid(final: FinalModel, rows: int) -> np.ndarray:
 
 def best_f1_threshold(y: np.ndarray, scores: np.ndarray) -> dict | None:
     """The probability threshold with the highest F1, the rule evaluate uses by default."""
-    if len(np.unique(y)) < 2:
+    best = best_f1(y, scores)
+    if best is None:
         return None
-    precision, recall, thresholds = precision_recall_curve(y, scores)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0)
-    best = int(np.argmax(f1[:-1]))  # the last point has no threshold
-    return {"value": float(thresholds[best]), "valid_f1": float(f1[best]),
+    return {"value": best[0], "valid_f1": best[1],
             "rule": "best F1 on the validation split, before the refit"}  # fmt: skip
 
 
