@@ -1,7 +1,7 @@
 """The flights demo (sampled) on a real cluster, from the chart's suspended CronJob with
 `make k8s-run`: every stage attempt a real Job and pod from the built images on the
 in-cluster SeaweedFS; the run succeeds, the model is registered and promoted, and the host
-reads it all through a port-forward. (The host CLI's run is test_kuberay's.)"""
+reads it all through a port-forward. (The host CLI's run is test_cluster_kuberay's.)"""
 
 from __future__ import annotations
 
