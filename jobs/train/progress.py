@@ -4,6 +4,7 @@ and the best metric so far with its family."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from ray import tune
 
@@ -16,10 +17,10 @@ class Progress(tune.Callback):
     """Prints a line when a trial finishes, and every PRINT_EVERY_S while trials run."""
 
     def __init__(
-        self, *, family: str, total: int | None, metric: TuningMetric, budget_end: float,
-        best: tuple[float, str] | None,
+        self, *, family: str, total: int | None, metric: TuningMetric,
+        ends: Callable[[], float | None], best: tuple[float, str] | None,
     ):  # fmt: skip
-        self.family, self.total, self.metric, self.budget_end = family, total, metric, budget_end
+        self.family, self.total, self.metric, self.ends = family, total, metric, ends
         self.best = best  # (value, family) over the families searched before this one
         self.finished = 0
         self.printed = 0.0
@@ -43,7 +44,9 @@ class Progress(tune.Callback):
     def show(self, trials) -> None:
         self.printed = time.time()
         running = sum(t.status == "RUNNING" for t in trials)
-        left = max(self.budget_end - time.time(), 0.0)
+        end = self.ends()  # None until the family's first trial starts its share
+        left = "workers starting" if end is None else (
+            f"{max(end - time.time(), 0.0):.0f}s of the budget left")  # fmt: skip
         best = (
             f"best {self.metric.name} {self.best[0]:.5f} ({self.best[1]})" if self.best
             else "no trial finished yet"
@@ -51,6 +54,6 @@ class Progress(tune.Callback):
         print(
             f"[train] progress {self.family}: {self.finished}"
             f"{f'/{self.total}' if self.total else ''} trials done, "
-            f"{running} running, {left:.0f}s of the budget left; {best}",
+            f"{running} running, {left}; {best}",
             flush=True,
         )

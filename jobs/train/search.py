@@ -6,16 +6,20 @@ Tune's overhead small (bench/bench_tune_overhead.py measures it).
 
 Each family starts from its portfolio of strong defaults (portfolio.py) and then searches
 until its share of the time budget ends: the budget, not a trial count, ends the search.
+A share counts from the family's first trial's start (budget_clock.py): the seconds Ray
+takes to start its workers are reported, not charged.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import optuna
+import ray
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 from ray.tune.search import ConcurrencyLimiter, Searcher
@@ -23,6 +27,7 @@ from ray.tune.search.optuna import OptunaSearch
 
 from mlbatch.spec import TrainSpec
 from mlbatch_jobs.train import resources
+from mlbatch_jobs.train.budget_clock import start_clock
 from mlbatch_jobs.train.data import SearchData
 from mlbatch_jobs.train.families import load_family
 from mlbatch_jobs.train.metrics import TuningMetric, sort_best_first
@@ -44,8 +49,17 @@ BUDGET_WEIGHT = {"linear": 0.5}
 MAX_BUDGET_SHARE = {"linear": 0.1}  # of the whole budget, but never under MIN_CAPPED_S:
 MIN_CAPPED_S = 10.0  # a busy node takes seconds to start a worker and import the library
 MAX_TRIALS = {"linear": 4}
+# ... and one after another in one worker: its fits take a second, a second worker takes
+# longer than that to start on a busy node, and its start would be charged to the share.
+SERIAL_FAMILIES = frozenset(MAX_TRIALS)
+# A family's share is never smaller: a booster needs a few seconds to train more than a
+# round or two, and a one-round model must not be what a short budget ships.
+MIN_SHARE_S = 5.0
 TOP_TRIALS = 3  # per family, the completed trials kept as ensemble candidates
-BACKSTOP_S = 30.0  # Tune ends every trial this long after the budget, whatever they do
+# Tune ends every trial this long after the family's share would end had its first trial
+# started STARTUP_WAIT_S after the Tuner, whatever they do: a backstop, never the clock.
+BACKSTOP_S = 30.0
+STARTUP_WAIT_S = 120.0
 
 
 @dataclass(frozen=True)
@@ -58,6 +72,8 @@ class SearchResult:
     # trial_id -> saved model, for each family's TOP_TRIALS best trials scored on the same
     # folds as the best one (the ensemble's candidates)
     candidates: dict[str, tune.Checkpoint] = field(default_factory=dict)
+    # family -> seconds from its Tuner's start to its first trial's (not charged to budget)
+    startup_s: dict[str, float] = field(default_factory=dict)
 
     @property
     def best(self) -> dict:
@@ -70,32 +86,44 @@ def search(
 ) -> SearchResult:  # fmt: skip
     """Search every family in spec.models on a running Ray; each gets its weighted share of
     what is left of the budget (budget_s, default the spec's), so time a family does not
-    use goes to the next."""
+    use goes to the next. The search's wall time is the budget plus the families' start-up
+    (SearchResult.startup_s)."""
     cluster = resources.cluster_resources()
     resources.check_gpu_requirement(spec, cluster)  # before any trial starts
     for family in spec.models:
         check_overrides(family, data.main.task, spec.search_spaces.get(family, {}))
     started = time.time()
     budget_s = spec.time_budget_s if budget_s is None else budget_s
+    clock = start_clock()
     trials: list[dict] = []
     best: tuple[float, str] | None = None
-    results = {}
+    results, startup = {}, {}
+    spent = 0.0  # of the budget: each family's time from its first trial's start
     for position, family in enumerate(spec.models):
-        remaining = budget_s - (time.time() - started)
+        remaining = budget_s - spent
         weights = [BUDGET_WEIGHT.get(name, 1.0) for name in spec.models[position:]]
-        share = max(remaining, 1.0) * weights[0] / sum(weights)
+        share = max(remaining * weights[0] / sum(weights), MIN_SHARE_S)
         if position < len(spec.models) - 1:  # the last family has no one to leave time to
             share = min(share, max(MAX_BUDGET_SHARE.get(family, 1.0) * budget_s, MIN_CAPPED_S))
         device = None if spec.resources.gpu == "never" else resources.gpu_device(family, cluster)
         plan = resources.plan_trials(load_family(family), spec, cluster, gpu_device=device)
+        if family in SERIAL_FAMILIES:
+            plan = replace(plan, concurrency=1)
         limit = trial_limit(family, spec)
         print(
             f"[train] searching {family}: {'until the budget ends' if limit < 0 else limit} "
             f"trials, {share:.0f}s budget, "
             f"{plan.concurrency} at a time with {plan.cpus} CPU {plan.gpus:g} GPU ({plan.device})"
         )
+        family_started = time.time()
         grid = search_family(family, data, spec, metric, budget_s=share, plan=plan,
-                             storage=storage, best=best)  # fmt: skip
+                             storage=storage, best=best, clock=clock)  # fmt: skip
+        window = ray.get(clock.window.remote(family))
+        began = window[0] if window else time.time()
+        spent += time.time() - began
+        startup[family] = round(max(began - family_started, 0.0), 3)
+        print(f"[train] {family}: {startup[family]:.1f}s to start its first trial (not charged "
+              f"to the budget); {spent:.0f}s of the {budget_s:.0f}s budget used")  # fmt: skip
         results[family] = grid
         own = [trial_record(family, result, metric.name) for result in grid]
         trials += own
@@ -108,7 +136,7 @@ def search(
         why = "; ".join(sorted(errors)) or "the time budget ended them all"
         raise RuntimeError(f"no trial completed: {why}")
     return SearchResult(metric, trials, leaderboard, checkpoints, round(time.time() - started, 3),
-                        candidates)  # fmt: skip
+                        candidates, startup)  # fmt: skip
 
 
 def trial_limit(family: str, spec: TrainSpec) -> int:
@@ -120,22 +148,23 @@ def trial_limit(family: str, spec: TrainSpec) -> int:
 def search_family(
     family: str, data: SearchData, spec: TrainSpec, metric: TuningMetric, *,
     budget_s: float, plan: resources.TrialResources, storage: TuneStorage,
-    best: tuple[float, str] | None = None, searcher: Searcher | None = None,
+    best: tuple[float, str] | None = None, searcher: Searcher | None = None, clock=None,
 ) -> tune.ResultGrid:  # fmt: skip
     """One Tune run over a family's space; every trial's result, failed ones included.
-    searcher: the spec's (searcher_for) unless given, as a benchmark replaying configs does."""
+    budget_s counts from the family's first trial's start, on clock (a new one unless
+    given). searcher: the spec's (searcher_for) unless given, as a benchmark replaying
+    configs does."""
     # Tune stops every trial still running when its budget ends, and their results are
     # lost. So new trials start only until two margins before the end, running ones stop
     # boosting one margin before it, which leaves them time to score and report. Tune's
-    # own limit is only a backstop, well after the end: a trial whose worker started late
-    # (a busy machine takes seconds to import the libraries) still reports what it reached.
+    # own limit is only a backstop, well after the end.
     margin = min(10.0, max(2.0, 0.1 * budget_s))
-    backstop = max(margin, BACKSTOP_S)
-    end = time.time() + budget_s
+    clock = clock or start_clock()
+    ends = FamilyEnd(clock, family)
     settings = TrialSettings(
-        family=family, metric=metric, resources=plan, seed=spec.seed, deadline=end - margin,
-        max_rounds=spec.max_rounds, early_stopping_rounds=spec.early_stopping_rounds,
-        report_every=spec.report_every,
+        family=family, metric=metric, resources=plan, seed=spec.seed, clock=clock,
+        share_s=budget_s, margin_s=margin, max_rounds=spec.max_rounds,
+        early_stopping_rounds=spec.early_stopping_rounds, report_every=spec.report_every,
     )  # fmt: skip
     trainable = tune.with_resources(
         tune.with_parameters(run_trial, data=data, settings=settings), plan.ray_resources
@@ -143,7 +172,7 @@ def search_family(
     space = search_space(family, data.main.task, spec.search_spaces.get(family))
     limiter = LaunchUntil(
         searcher or searcher_for(spec, points=portfolio(family, space)),
-        max_concurrent=plan.concurrency, cutoff=end - 2 * margin,
+        max_concurrent=plan.concurrency, ends=ends, lead_s=2 * margin,
     )  # fmt: skip
     uses_rounds = load_family(family).uses_rounds
     limit = trial_limit(family, spec)
@@ -152,14 +181,15 @@ def search_family(
         param_space=space,
         tune_config=tune.TuneConfig(
             metric=metric.name, mode=metric.mode, num_samples=limit,
-            time_budget_s=budget_s + backstop, reuse_actors=True, search_alg=limiter,
+            time_budget_s=STARTUP_WAIT_S + budget_s + max(margin, BACKSTOP_S),
+            reuse_actors=True, search_alg=limiter,
             scheduler=asha(spec) if uses_rounds and spec.scheduler == "asha" else FIFOScheduler(),
         ),
         run_config=tune.RunConfig(
             name=family, storage_path=storage.path, storage_filesystem=storage.filesystem,
             verbose=0, log_to_file=False,
             callbacks=[Progress(family=family, total=limit if limit > 0 else None, metric=metric,
-                                budget_end=end, best=best)],
+                                ends=ends, best=best)],
             # Trials write no files of their own: nothing to sync but the final checkpoint.
             sync_config=tune.SyncConfig(sync_artifacts=False),
         ),
@@ -194,18 +224,37 @@ def asha(spec: TrainSpec) -> ASHAScheduler:
     )  # fmt: skip
 
 
-class LaunchUntil(ConcurrencyLimiter):
-    """Runs at most max_concurrent trials at once, and starts none after the cutoff time,
-    except a family's first: every listed family gets a trial (which, past its deadline,
-    trains one round and reports)."""
+class FamilyEnd:
+    """When the family's share ends (epoch seconds), or None before its first trial starts;
+    asked of the clock until it is known."""
 
-    def __init__(self, searcher: Searcher, *, max_concurrent: int, cutoff: float):
+    def __init__(self, clock, family: str):
+        self.clock, self.family = clock, family
+        self.end: float | None = None
+
+    def __call__(self) -> float | None:
+        if self.end is None:
+            window = ray.get(self.clock.window.remote(self.family))
+            self.end = window[1] if window else None
+        return self.end
+
+
+class LaunchUntil(ConcurrencyLimiter):
+    """Runs at most max_concurrent trials at once, and starts none lead_s before the
+    family's share ends (ends(): None while it has not begun), except a family's first:
+    every listed family gets a trial (which, past its deadline, trains one round)."""
+
+    def __init__(
+        self, searcher: Searcher, *, max_concurrent: int, ends: Callable[[], float | None],
+        lead_s: float,
+    ):  # fmt: skip
         super().__init__(searcher, max_concurrent=max_concurrent)
-        self.cutoff = cutoff
+        self.ends, self.lead_s = ends, lead_s
         self.started = 0
 
     def suggest(self, trial_id: str) -> dict | str | None:
-        if self.started and time.time() >= self.cutoff:
+        end = self.ends() if self.started else None
+        if end is not None and time.time() >= end - self.lead_s:
             return Searcher.FINISHED
         config = super().suggest(trial_id)
         if isinstance(config, dict):
@@ -227,8 +276,8 @@ def trial_record(family: str, result, metric: str) -> dict:
         "config": result.config, metric: metrics.get(metric),
         "seconds": round(metrics.get("time_total_s", 0.0), 3),
         **{key: metrics.get(key) for key in (
-            "valid", "cv_scores", ROUNDS, "best_iteration", "fit_s", "rounds_per_s", "node",
-            "device", "cpus", "gpus", "curve_rounds", "curve_train", "curve_valid",
+            "valid", "cv_scores", ROUNDS, "best_iteration", "fit_s", "rounds_per_s", "allowed_s",
+            "node", "device", "cpus", "gpus", "curve_rounds", "curve_train", "curve_valid",
         )},
     }  # fmt: skip
     if result.error is not None:

@@ -73,8 +73,10 @@ def run(ctx: StageContext) -> None:
         print(f"[train] ensemble: {metric.name}={chosen['score']:.5f} on validation vs "
               f"{chosen['best_single']:.5f} for the best single model ({shown})")  # fmt: skip
     if spec.refit_on_train_valid:
+        # The workers' start-up was not charged to the search: nor is it to the refit.
+        deadline = started + spec.time_budget_s + sum(result.startup_s.values())
         final_model.refit_members(final, data, metric, spec, ctx.work_dir / "refit",
-                                  deadline=started + spec.time_budget_s)  # fmt: skip
+                                  deadline=deadline)  # fmt: skip
     model_dir = ctx.out_dir / "model"
     model_dir.mkdir(parents=True, exist_ok=True)
     model_file = final_model.save(final, model_dir, target_transform=scale["transform"])
@@ -111,6 +113,7 @@ def run(ctx: StageContext) -> None:
         "completed_trials": sum(t["status"] == "ok" for t in result.trials),
         "early_stopped_trials": sum(t["status"] == "early_stopped" for t in result.trials),
         "search_s": result.wall_s,
+        "search_startup_s": round(sum(result.startup_s.values()), 3),
     })  # fmt: skip
 
 

@@ -65,7 +65,7 @@ def leaderboard_document(result: SearchResult, tests: dict[str, float], selectio
             "config": row["config"], "rounds": row["rounds"],
             "best_iteration": row["best_iteration"], "trials": row["trials"],
             "completed": row["completed"], "early_stopped": row["early_stopped"],
-            "seconds": row["seconds"],
+            "seconds": row["seconds"], "startup_s": result.startup_s.get(row["family"]),
         })  # fmt: skip
     return {
         "metric": name, "mode": result.metric.mode, "selection": selection,

@@ -36,15 +36,21 @@ class TrialSettings:
     metric: TuningMetric
     resources: TrialResources
     seed: int
-    deadline: float  # epoch seconds: stop boosting then and report what was reached
+    clock: object  # the search's BudgetClock (budget_clock.py) handle
+    share_s: float  # the family's share of the budget, from its first trial's start
+    margin_s: float  # boosting stops this long before the share ends, to score and report
     max_rounds: int
     early_stopping_rounds: int
     report_every: int
 
-    def fit_options(self, *, reporting: bool) -> FitOptions:
+    def deadline(self) -> float:
+        """Epoch seconds: stop boosting then and report what was reached."""
+        return ray.get(self.clock.begin.remote(self.family, self.share_s)) - self.margin_s
+
+    def fit_options(self, *, deadline: float, reporting: bool) -> FitOptions:
         return FitOptions(
             metric=self.metric, threads=self.resources.cpus, seed=self.seed,
-            device=self.resources.device, deadline=self.deadline, max_rounds=self.max_rounds,
+            device=self.resources.device, deadline=deadline, max_rounds=self.max_rounds,
             early_stopping_rounds=self.early_stopping_rounds, report_every=self.report_every,
             on_rounds=_report_round(self.metric.name) if reporting else None,
         )  # fmt: skip
@@ -53,14 +59,15 @@ class TrialSettings:
 def run_trial(config: dict, *, data: SearchData, settings: TrialSettings) -> None:
     """The trainable: Tune passes config; data comes through the object store."""
     family = load_family(settings.family)
+    deadline = settings.deadline()
     started = time.time()
-    fit = family.fit(config, data.main, settings.fit_options(reporting=True))
+    fit = family.fit(config, data.main, settings.fit_options(deadline=deadline, reporting=True))
     fit_s = time.time() - started
     valid, predicted = _score(settings.metric, family, fit, data.main)
     folds, predictions = [valid], [predicted]
-    quiet = settings.fit_options(reporting=False)
+    quiet = settings.fit_options(deadline=deadline, reporting=False)
     for fold in data.folds:
-        if time.time() >= settings.deadline:
+        if time.time() >= deadline:
             break  # the budget is spent: the folds done so far make the score
         score, predicted = _score(settings.metric, family, family.fit(config, fold, quiet), fold)
         folds.append(score)
@@ -74,6 +81,7 @@ def run_trial(config: dict, *, data: SearchData, settings: TrialSettings) -> Non
         "best_iteration": fit.best_iteration,
         "fit_s": round(fit_s, 3),
         "rounds_per_s": round(fit.rounds / fit_s, 2) if fit_s > 0 else None,
+        "allowed_s": round(deadline - started, 3),  # to boost, from its start to its deadline
         "node": ray.get_runtime_context().get_node_id(),
         "device": settings.resources.device,
         "cpus": settings.resources.cpus,

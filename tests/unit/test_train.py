@@ -231,11 +231,22 @@ class FixedSearcher(Searcher):
 
 
 def test_no_trial_starts_after_the_cutoff():
-    running = LaunchUntil(FixedSearcher(), max_concurrent=2, cutoff=time.time() + 60)
+    running = LaunchUntil(FixedSearcher(), max_concurrent=2, ends=lambda: time.time() + 60,
+                          lead_s=4)  # fmt: skip
     assert running.suggest("a") == {"learning_rate": 0.1}
-    ended = LaunchUntil(FixedSearcher(), max_concurrent=2, cutoff=time.time() - 1)
+    ended = LaunchUntil(FixedSearcher(), max_concurrent=3, ends=lambda: time.time() + 3,
+                        lead_s=4)  # fmt: skip
     assert ended.suggest("b") == {"learning_rate": 0.1}  # a family's first trial starts anyway
     assert ended.suggest("c") == Searcher.FINISHED
+
+
+def test_trials_start_while_the_family_share_has_not_begun():
+    # No trial has asked the clock yet (workers still starting): the share has not begun,
+    # so nothing is past its cutoff; the concurrency limit alone holds launches back.
+    waiting = LaunchUntil(FixedSearcher(), max_concurrent=2, ends=lambda: None, lead_s=4)
+    assert waiting.suggest("a") == {"learning_rate": 0.1}
+    assert waiting.suggest("b") == {"learning_rate": 0.1}
+    assert waiting.suggest("c") is None  # two running: wait
 
 
 def test_trial_records_tell_completed_stopped_and_failed_trials_apart():
