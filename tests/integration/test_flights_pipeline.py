@@ -48,6 +48,8 @@ def test_flights_demo_end_to_end(storage_root):
 
     status = run_json(mlbatch("status", summary["run_id"], "--storage", storage_root, "-o", "json"))
     assert status["state"] == "succeeded" and status["metrics"] == metrics
+    stage_seconds = sum(stage["profile"]["wall_s"] for stage in status["stages"].values())
+    assert stage_seconds <= status["wall_s"], status  # the run's wall time spans its stages
     listed = run_json(mlbatch("runs", "--storage", storage_root, "-o", "json"))
     assert listed[0]["run_id"] == summary["run_id"]
     log = mlbatch("logs", summary["run_id"], "train", "--storage", storage_root)

@@ -84,11 +84,19 @@ def summary(layout: RunLayout, state: dict) -> dict:
         "state": state.get("state", "unknown"),
         "exit_code": state.get("exit_code"),
         "message": state.get("message", ""),
+        "wall_s": _wall_s(state),
         "stages": stages,
         "metrics": metrics,
         "reports": reports,
         "notes": run_notes(per_stage),  # what a person must not miss (suspected leaks, ...)
     }
+
+
+def _wall_s(state: dict) -> float | None:
+    """Seconds from the run's creation to its end (to now while it goes on)."""
+    if "created" not in state:
+        return None
+    return round(state.get("finished", time.time()) - state["created"], 1)
 
 
 def _display(uri: str) -> str:
