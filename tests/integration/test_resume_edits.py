@@ -29,7 +29,8 @@ def test_a_resume_edits_what_has_not_committed(tmp_path, file_storage):
 
     refused = mlbatch("resume", run_id, "--storage", file_storage, "--set", "features.split.seed=3")
     assert refused.returncode == 2
-    assert "the edit changes features, which already committed" in refused.stderr
+    # explore reads the split too: its target checks look at the training rows only.
+    assert "the edit changes explore, features, which already committed" in refused.stderr
     assert runs.current_spec_name(layout) == "spec.json"  # nothing written
 
     resumed = mlbatch("resume", run_id, "--storage", file_storage, "-o", "json",
