@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -81,6 +83,37 @@ def test_the_recipe_hash_is_stable_and_builds_nothing():
         for _ in range(2)
     }  # fmt: skip
     assert len(hashes) == 1 and len(hashes.pop()) == 12
+
+
+def test_a_base_built_from_the_same_recipe_is_kept():
+    """A rebuilt base is a new image id under every image's layers: build.sh keeps one
+    whose recipe label matches, and only BASE_REBUILD=1 (or another recipe) rebuilds."""
+    script = IMAGES / "base" / "build.sh"
+    # As nobody: a build that goes on stops at the root check, touching nothing. (The
+    # recipe hashes the CA files nobody can read, so nobody computes it too.)
+    nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] * (os.geteuid() == 0)
+    recipe = subprocess.run([*nobody, script, "--recipe-hash"], capture_output=True, text=True,
+                            check=True).stdout.strip()  # fmt: skip
+    folder = Path(tempfile.mkdtemp(prefix="mlbatch-engine-"))  # nobody must run the engine
+    folder.chmod(0o755)
+    engine = folder / "engine"  # answers `image inspect` with a label, fails otherwise
+    engine.write_text('#!/bin/sh\n[ "$1 $2" = "image inspect" ] && echo "$LABEL" && exit 0\n'
+                      "echo unexpected: $@ >&2; exit 9\n")  # fmt: skip
+    engine.chmod(0o755)
+
+    def build(label: str, **extra: str) -> subprocess.CompletedProcess:
+        env = {k: v for k, v in os.environ.items() if k != "BASE_REBUILD"}
+        env.update(CONTAINER_ENGINE=str(engine), LABEL=label, **extra)
+        return subprocess.run([*nobody, script, "localhost/test-base"], capture_output=True,
+                              text=True, env=env)  # fmt: skip
+
+    try:
+        kept = build(recipe)
+        assert kept.returncode == 0 and "kept" in kept.stdout, kept.stderr
+        for other in (build("0123456789ab"), build(recipe, BASE_REBUILD="1")):
+            assert other.returncode == 2 and "need root" in other.stderr, other.stderr
+    finally:
+        shutil.rmtree(folder)
 
 
 def test_podman_config_selects_runc_lower_ulimits_and_its_own_storage(tmp_path):
