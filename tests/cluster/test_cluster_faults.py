@@ -14,9 +14,6 @@ from cluster_runs import find_run, mlbatch, run_json, stage_jobs
 from kube_cluster import RELEASE, Cluster, wait_until
 
 pytestmark = pytest.mark.slow
-# Failed on the cluster at the last stop, cause not yet found; CI deselects these
-# (docs/kubernetes.md lists them). Remove the mark once one passes there.
-UNVERIFIED = pytest.mark.cluster_unverified
 
 # Faults hit the first stages: etl needs only the raw files, so each case takes seconds.
 ONLY_ETL = ["--set", "execution.retries=2"]
@@ -108,8 +105,8 @@ BOUNDED_S = 240
          [], "ErrImageNeverPull"),
         ("missing ServiceAccount", {"MLBATCH_K8S_STAGE_SERVICE_ACCOUNT": "nobody",
                                     "MLBATCH_K8S_CREATE_TIMEOUT_S": "20"}, [], "FailedCreate"),
-        pytest.param("GPU nobody has", {"MLBATCH_K8S_UNSCHEDULABLE_TIMEOUT_S": "30"},
-                     ["--set", "execution.stages.etl.gpu=1"], "Unschedulable", marks=UNVERIFIED),
+        ("GPU nobody has", {"MLBATCH_K8S_UNSCHEDULABLE_TIMEOUT_S": "30"},
+         ["--set", "execution.stages.etl.gpu=1"], "Unschedulable"),
     ],
 )  # fmt: skip
 def test_a_pod_that_never_runs_fails_within_a_bounded_time(
@@ -129,7 +126,6 @@ def test_a_pod_that_never_runs_fails_within_a_bounded_time(
     assert all(p["status"]["phase"] != "Running" for p in pods)
 
 
-@UNVERIFIED
 def test_cancel_deletes_stage_jobs_and_the_controller_job_does_not_restart(
     cluster, release, raw_data, demo_spec
 ):

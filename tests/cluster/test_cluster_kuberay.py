@@ -15,8 +15,7 @@ import yaml
 from cluster_runs import check_succeeded, mlbatch, run_json
 from kube_cluster import RELEASE, REPO, Cluster, wait_until
 
-# Not yet seen passing on the CI cluster (the session ended first); CI deselects it.
-pytestmark = [pytest.mark.slow, pytest.mark.cluster_unverified]
+pytestmark = pytest.mark.slow
 
 NODES = """
 import json, ray
