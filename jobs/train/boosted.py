@@ -44,7 +44,7 @@ class XGBoostFamily:
     def params(self, config: dict, data: TrainingData, options: FitOptions) -> dict:
         params = {
             "objective": self.objectives[data.task],
-            "eval_metric": options.metric.native("xgboost"),
+            "eval_metric": _metrics(options, "xgboost"),
             "tree_method": "hist", "nthread": options.threads, "seed": options.seed,
             "device": options.device, **config,
         }  # fmt: skip
@@ -65,7 +65,7 @@ class XGBoostFamily:
         callbacks: list = [
             xgboost.callback.EarlyStopping(
                 rounds=options.early_stopping_rounds, data_name="valid",
-                metric_name=params["eval_metric"],
+                metric_name=options.metric.stopping("xgboost"),
             ),
             _XGBoostRounds(options, data.y_valid),
         ]  # fmt: skip
@@ -76,7 +76,7 @@ class XGBoostFamily:
             verbose_eval=False, callbacks=callbacks,
         )  # fmt: skip
         best = booster.best_iteration
-        native = params["eval_metric"]
+        native = options.metric.native("xgboost")
         curve = _curve(history["train"][native], history["valid"][native], options, data)
         return Fit(booster[: best + 1], params, best, booster.num_boosted_rounds(), curve)
 
@@ -137,7 +137,7 @@ class LightGBMFamily:
 
     def params(self, config: dict, data: TrainingData, options: FitOptions) -> dict:
         params = {
-            "objective": self.objectives[data.task], "metric": options.metric.native("lightgbm"),
+            "objective": self.objectives[data.task], "metric": _metrics(options, "lightgbm"),
             "num_threads": options.threads, "seed": options.seed, "verbosity": -1,
             "bagging_freq": 1,  # subsample only takes effect with bagging on
             "device_type": options.device, **config,
@@ -159,11 +159,14 @@ class LightGBMFamily:
         sample = lightgbm.Dataset(x_sample, label=y_sample, reference=train)
         valid = lightgbm.Dataset(data.x_valid, label=data.y_valid, reference=train)
         history: dict = {}
-        metric = params["metric"]
+        metric = options.metric.native("lightgbm")
         callbacks = [
-            lightgbm.early_stopping(options.early_stopping_rounds, verbose=False),
+            # The stopping metric is listed first (_metrics).
+            lightgbm.early_stopping(
+                options.early_stopping_rounds, first_metric_only=True, verbose=False
+            ),
             lightgbm.record_evaluation(history),
-            _lightgbm_rounds(options, history, metric, data.y_valid),
+            _lightgbm_rounds(options, history, data.y_valid),
         ]
         booster = lightgbm.train(
             params, train, num_boost_round=options.max_rounds, valid_sets=[sample, valid],
@@ -192,17 +195,28 @@ class LightGBMFamily:
         return lightgbm.__version__
 
 
-def _lightgbm_rounds(options: FitOptions, history: dict, metric: str, y_valid: np.ndarray):
+def _metrics(options: FitOptions, library: str) -> str | list[str]:
+    """The per-round metrics: the stopping one first, then the tuning metric's own."""
+    stopping, native = options.metric.stopping(library), options.metric.native(library)
+    return native if stopping == native else [stopping, native]
+
+
+def _lightgbm_rounds(options: FitOptions, history: dict, y_valid: np.ndarray):
     """A callback that reports every few rounds and stops at the deadline, keeping the best
-    round so far."""
+    round so far (by the stopping metric)."""
+    native, stopping = options.metric.native("lightgbm"), options.metric.stopping("lightgbm")
 
     def after_round(env) -> None:
         rounds = env.iteration + 1
-        scores = history["valid"][metric]
         if report_due(rounds, options):
-            options.on_rounds(rounds, options.metric.from_native(scores[-1], y_valid))
+            value = history["valid"][native][-1]
+            options.on_rounds(rounds, options.metric.from_native(value, y_valid))
         if options.deadline and time.time() >= options.deadline:
-            higher_is_better = env.evaluation_result_list[-1][3]
+            scores = history["valid"][stopping]
+            higher_is_better = next(
+                entry[3] for entry in env.evaluation_result_list
+                if entry[0] == "valid" and entry[1] == stopping
+            )  # fmt: skip
             best = int(np.argmax(scores) if higher_is_better else np.argmin(scores))
             raise lightgbm.callback.EarlyStopException(best, env.evaluation_result_list)
 

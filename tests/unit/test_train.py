@@ -129,6 +129,52 @@ def test_a_passed_deadline_stops_after_the_first_round(tmp_path, name):
     assert fit.rounds == (10 if name == "random_forest" else 1)
 
 
+def weak_imbalanced_binary(seed: int = 3) -> TrainingData:
+    """A faint signal, few positives and 200 validation rows."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(1200, 8))
+    y = (x[:, 0] * 0.6 + rng.normal(size=1200) > 2.1).astype(int)
+    return TrainingData(task="binary", features=[f"f{i}" for i in range(8)], categorical=[],
+                        classes=[0, 1], x_train=x[:1000], y_train=y[:1000],
+                        x_valid=x[1000:], y_valid=y[1000:])  # fmt: skip
+
+
+def valid_curves(name: str, params: dict, data: TrainingData, rounds: int) -> dict:
+    """Per-round validation log loss and AUC of the same booster, trained without stopping."""
+    import lightgbm
+    import xgboost
+
+    if name == "xgboost":
+        history: dict = {}
+        train = xgboost.DMatrix(data.x_train, data.y_train)
+        valid = xgboost.DMatrix(data.x_valid, data.y_valid)
+        xgboost.train({**params, "eval_metric": ["logloss", "auc"]}, train, rounds,
+                      evals=[(valid, "valid")], evals_result=history)  # fmt: skip
+        return {"log_loss": history["valid"]["logloss"], "auc": history["valid"]["auc"]}
+    history = {}
+    train = lightgbm.Dataset(data.x_train, data.y_train)
+    valid = lightgbm.Dataset(data.x_valid, data.y_valid, reference=train)
+    lightgbm.train({**params, "metric": ["binary_logloss", "auc"]}, train, rounds,
+                   valid_sets=[valid], valid_names=["valid"],
+                   callbacks=[lightgbm.record_evaluation(history)])  # fmt: skip
+    return {"log_loss": history["valid"]["binary_logloss"], "auc": history["valid"]["auc"]}
+
+
+@pytest.mark.parametrize("name", ["xgboost", "lightgbm"])
+def test_auc_trials_stop_where_validation_log_loss_is_best(name):
+    data = weak_imbalanced_binary()
+    family, metric = load_family(name), tuning_metric("binary", None)
+    config = {"learning_rate": 0.05, **({"max_depth": 3} if name == "xgboost" else {})}
+    options = FitOptions(metric=metric)
+    fit = family.fit(config, data, options)
+    curves = valid_curves(name, family.params(config, data, options), data, fit.rounds)
+    best_log_loss = int(np.argmin(curves["log_loss"]))
+    assert int(np.argmax(curves["auc"])) != best_log_loss  # the two would stop apart
+    assert fit.best_iteration == best_log_loss
+    assert fit.rounds == best_log_loss + 1 + options.early_stopping_rounds
+    assert fit.curve.valid[-1] == pytest.approx(curves["auc"][-1], abs=1e-6)  # AUC is reported
+
+
 def test_tuning_metrics_follow_task_and_spec():
     assert (tuning_metric("binary", None).name, tuning_metric("binary", None).mode) == (
         "roc_auc", "max",
