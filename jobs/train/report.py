@@ -102,7 +102,7 @@ def _final(final: dict, metric: str) -> str:
     if refit:
         html += "<p>Refit on train + valid: " + ", ".join(
             f"{r['family']} {r['rounds']} rounds on {r['rows']} rows" for r in refit) + ".</p>"
-    elif final.get("refit_skipped"):
+    if final.get("refit_skipped"):
         html += f"<p>Refit skipped: {escape(final['refit_skipped'])}.</p>"
     scale = final.get("target_transform") or {}
     if scale.get("reason"):

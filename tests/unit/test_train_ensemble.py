@@ -211,3 +211,33 @@ def test_a_symmetric_target_keeps_its_own_scale():
     shifted = TrainingData("regression", shifted.features, [], None, shifted.x_train,
                            shifted.y_train - 30, shifted.x_valid, shifted.y_valid - 30)
     assert choose_scale(shifted)["transform"] is None  # negative values: log never tried
+
+
+def test_the_refit_takes_the_heaviest_members_first_and_keeps_what_the_budget_cannot(tmp_path):
+    import time
+
+    from mlbatch_jobs.train.data import SearchData
+    from mlbatch_jobs.train.final_model import Candidate, FinalModel, refit_members
+
+    data = prepared(tmp_path, "binary")
+    metric = tuning_metric("binary", None)
+    members = []
+    for name, fit_s, weight in (("lightgbm", 0.2, 0.6), ("xgboost", 500.0, 0.3),
+                                ("linear", 0.1, 0.1)):  # fmt: skip
+        folder = tmp_path / "trials" / name
+        folder.mkdir(parents=True)
+        record = {"family": name, "trial_id": name, "config": {}, "best_iteration": 9,
+                  "fit_s": fit_s, "cpus": 1}  # fmt: skip
+        members.append((weight, Candidate(record, folder, np.zeros(len(data.y_valid)))))
+    final = FinalModel(members)
+    refit_members(final, SearchData(data), metric, TrainSpec(), tmp_path / "refit",
+                  deadline=time.time() - 30)  # the search overran: only the grace is left
+
+    assert [r["family"] for r in final.refit] == ["lightgbm", "linear"]  # by weight
+    rows = len(data.y_train) + len(data.y_valid)
+    assert all(r["rows"] == rows for r in final.refit)
+    assert final.refit[0]["rounds"] == int(np.ceil(10 * rows / len(data.y_train)))
+    # The member that would run far past the budget keeps its model trained on train alone.
+    assert final.paths[1] == members[1][1].model_path
+    assert final.paths[0].parent.name == "0-lightgbm" and final.paths[2].exists()
+    assert "xgboost xgboost (estimated" in final.refit_skipped
