@@ -80,8 +80,12 @@ class MlflowTracking:
             self._worker = threading.Thread(target=self._work, name="mlflow-export", daemon=True)
             self._worker.start()
         self._queue.put((view, final))
-        if final and not self._ended.wait(wait_s):
-            self._failed(f"the export was still going after {wait_s:.0f}s; left unfinished")
+        if final:
+            started = time.monotonic()
+            if not self._ended.wait(wait_s):
+                self._failed(f"the export was still going after {wait_s:.0f}s; left unfinished")
+            with self._lock:  # what the mirror added to the run's wall time
+                self._record["final_wait_s"] = round(time.monotonic() - started, 3)
 
     def record(self) -> dict:
         """For run.json: where, the MLflow run, the seconds spent and the failures."""
