@@ -69,7 +69,12 @@ class MlflowExport:
         if self.client is None:
             for variable, value in CLIENT_DEFAULTS.items():
                 os.environ.setdefault(variable, value)
-            from mlflow import MlflowClient  # only when a run is mirrored: a heavy import
+            try:
+                from mlflow import MlflowClient  # only when a run is mirrored: a heavy import
+            except ImportError:
+                raise RuntimeError(
+                    "the MLflow client is not installed: pip install 'mlbatch-suite[mlflow]'"
+                ) from None
 
             self.client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
         return self.client
