@@ -115,10 +115,11 @@ class MlflowExport:
         params = mlflow_content.spec_params(self.spec.model_dump(mode="json"))
         missing = {}
         for key, value in params.items():
+            revised = f"{spec_name}/{key}"[: mlflow_content.NAME_LIMIT]  # spec.<n>.json/...
             if key not in existing:
                 missing[key] = value
-            elif existing[key] != value and f"{spec_name}/{key}" not in existing:
-                missing[mlflow_content.name(f"{spec_name}/{key}")] = value
+            elif existing[key] != value and revised not in existing:
+                missing[revised] = value
         items = [Param(k, v) for k, v in missing.items()]
         for part in mlflow_content.chunks(items, mlflow_content.BATCH_PARAMS):
             client.log_batch(self.run_id, params=part)

@@ -194,3 +194,28 @@ def test_the_runs_end_waits_for_the_export_only_so_long():
     record = tracking.record()
     assert record["errors"] == 1 and "still going after 0s" in record["last_error"]
     export.release.set()
+
+
+class ParamsClient:
+    """The one MlflowClient call _log_params makes."""
+
+    def __init__(self):
+        self.logged: dict[str, str] = {}
+
+    def log_batch(self, run_id: str, params=()) -> None:
+        assert len(params) <= mlflow_content.BATCH_PARAMS
+        self.logged |= {param.key: param.value for param in params}
+
+
+def test_a_resume_that_edited_the_spec_adds_the_new_values_under_the_revisions_name():
+    from mlbatch.mlflow_export import MlflowExport
+
+    first, client = ParamsClient(), ParamsClient()
+    MlflowExport(LAYOUT, spec_with(), uri="", experiment="x")._log_params(first, {}, "spec.json")
+    assert first.logged["train.time_budget_s"] != "600"
+    edited = validate_spec({**spec_with().model_dump(mode="json"),
+                            "train": {"time_budget_s": 600}})  # fmt: skip
+    MlflowExport(LAYOUT, edited, uri="", experiment="x")._log_params(
+        client, first.logged, "spec.1.json"
+    )
+    assert client.logged == {"spec.1.json/train.time_budget_s": "600"}
