@@ -20,8 +20,20 @@ run: setup ## the flights demo on the embedded default (local executor, file sto
 	$(BIN)/mlbatch demo-data --storage $(STORAGE)
 	$(BIN)/mlbatch run examples/flights.yaml --storage $(STORAGE)
 
-test: setup ## every test, slow ones included
+test: setup mlflow-server ## every test, slow ones included
 	$(BIN)/pytest tests --durations=30 $(PYTEST_ARGS)
+
+# The tests' MLflow tracking server: full mlflow pins an older pyarrow than ours, so it gets
+# its own venv (tests/mlflow_server.py finds it); the controller's client is in .venv.
+MLFLOW_SERVER_VENV := $(VENV)/mlflow-server
+MLFLOW_SERVER_STAMP := $(MLFLOW_SERVER_VENV)/.installed-$(shell cksum < tests/mlflow-server-requirements.txt | cut -d' ' -f1)
+.PHONY: mlflow-server
+mlflow-server: $(MLFLOW_SERVER_STAMP) ## full MLflow for the tests' tracking server, in .venv/mlflow-server
+
+$(MLFLOW_SERVER_STAMP): tests/mlflow-server-requirements.txt
+	$(PYTHON) -m venv $(MLFLOW_SERVER_VENV)
+	$(MLFLOW_SERVER_VENV)/bin/python -m pip install --quiet -r tests/mlflow-server-requirements.txt
+	rm -f $(MLFLOW_SERVER_VENV)/.installed-* && touch $@
 
 lint: setup
 	$(BIN)/ruff check lib jobs tests bench

@@ -436,6 +436,18 @@ def test_the_cronjob_is_a_suspended_run_template_that_resumes_by_job_name():
     )
 
 
+def test_the_mlflow_tracking_uri_reaches_the_controller_only_when_set():
+    def tracking_env(values: dict[str, Any]) -> list:
+        env = controller_container(render(values, api_versions=RAY_API)).get("env", [])
+        return [e for e in env if e["name"] == "MLFLOW_TRACKING_URI"]
+
+    assert tracking_env(scenario_values("kind")) == []
+    values = {**scenario_values("kind"), "controller": {
+        **scenario_values("kind").get("controller", {}), "mlflowTrackingUri": "http://mlflow:5000",
+    }}  # fmt: skip
+    assert tracking_env(values) == [{"name": "MLFLOW_TRACKING_URI", "value": "http://mlflow:5000"}]
+
+
 def test_make_deploy_ships_the_demo_spec_verbatim():
     """`make deploy` passes examples/flights.yaml with --set-file: it reaches the
     ConfigMap byte for byte (comments included), so the controller runs that file."""

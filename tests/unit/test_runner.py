@@ -304,3 +304,33 @@ def test_sigterm_records_the_run_and_exits_leaving_its_stages_to_the_next_contro
     )
     assert _controller(layout, nxt).run().state == "succeeded"
     assert [s for s, _ in nxt.launched] == ["evaluate"]
+
+
+class RecordedTracking:
+    """Stands for mlflow_tracking.MlflowTracking: the syncs asked for, and a record."""
+
+    def __init__(self):
+        self.syncs: list[tuple[list[str], bool, str]] = []  # committed stages, final, state
+
+    def sync(self, state: dict, *, final: bool = False) -> None:
+        committed = [
+            s for s, r in state["stages"].items() if r["state"] in ("SUCCEEDED", "REJECTED")
+        ]
+        self.syncs.append((committed, final, state["state"]))
+
+    def record(self) -> dict:
+        return {"uri": "http://mlflow:5000", "syncs": len(self.syncs)}
+
+
+def test_the_run_is_mirrored_at_its_start_after_each_commit_and_at_its_end(layout):
+    tracking = RecordedTracking()
+    spec = validate_spec(SPEC)
+    executor = ScriptedExecutor(layout, {"train": [1, 0]})  # a retry commits nothing new
+    Controller(layout=layout, spec=spec, executor=executor, poll_interval_s=0.001,
+               tracking=tracking).run()  # fmt: skip
+    assert tracking.syncs[0] == ([], False, "running")
+    committed = [len(stages) for stages, final, _ in tracking.syncs[1:-1]]
+    assert committed == list(range(1, len(STAGES) + 1))  # one sync per commit
+    assert tracking.syncs[-1] == (list(STAGES), True, "succeeded")
+    # run.json keeps the tracking's record, as of the end
+    assert runs.read_state(layout)["mlflow"]["syncs"] == len(STAGES) + 2

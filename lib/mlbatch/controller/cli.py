@@ -12,7 +12,7 @@ import typer
 from rich.live import Live
 
 from mlbatch import runs, storage
-from mlbatch.controller import cli_compare, cli_models, cli_runs, planner, views
+from mlbatch.controller import cli_compare, cli_mlflow, cli_models, cli_runs, planner, views
 from mlbatch.controller.cli_common import (
     Output,
     OutputOption,
@@ -135,6 +135,7 @@ def _drive(
     layout: RunLayout, spec: PipelineSpec, executor, *, output: Output, force, revision=None
 ) -> None:
     """Run the controller to the end with a live view; exit with the run's exit code."""
+    from mlbatch import mlflow_tracking
     from mlbatch.controller import revisions
     from mlbatch.controller.runner import Controller
 
@@ -164,6 +165,7 @@ def _drive(
     controller = Controller(
         layout=layout, spec=spec, executor=executor, on_change=show, force=set(force),
         poll_interval_s=POLL_INTERVAL_S.get(executor.name, 5.0), revision=revision,
+        tracking=mlflow_tracking.for_run(layout, spec),
     )  # fmt: skip
     if live is not None:
         with live:
@@ -267,6 +269,7 @@ def demo_data(storage_option: StorageOption = None) -> None:
 cli_runs.register(app)
 cli_compare.register(app)
 cli_models.register(app)
+cli_mlflow.register(app)
 
 
 # Seconds between polls: a process table, a container engine, an API server (each poll

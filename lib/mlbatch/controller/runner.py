@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from mlbatch import cache, logs, runs, storage
 from mlbatch.codeversion import code_version
@@ -24,6 +25,9 @@ from mlbatch.errors import ExitCode
 from mlbatch.manifest import Input, Manifest, config_hash, load_manifest
 from mlbatch.runs import RunLayout
 from mlbatch.spec import PipelineSpec
+
+if TYPE_CHECKING:
+    from mlbatch.mlflow_tracking import MlflowTracking
 
 REJECTED = "REJECTED"  # a stage that committed but failed its quality gate
 DEFAULT_RESOURCES = {"train": Resources(cpu="2", memory="4Gi")}
@@ -97,11 +101,13 @@ class Controller:
         env: dict[str, str] | None = None,
         force: set[str] = frozenset(),
         revision: Revision | None = None,
+        tracking: MlflowTracking | None = None,
     ):
         self.layout = layout
         self.spec = spec
         self.revision = revision  # the spec revision a resume runs with (spec.json if None)
         self.executor = executor
+        self.tracking = tracking  # mirrors the run in MLflow when the run is tracked
         self.on_change = on_change
         self.poll_interval_s = poll_interval_s
         self.env = dict(env or {})
@@ -144,6 +150,7 @@ class Controller:
             self.state.pop(key, None)
         self._adopt_committed()
         self._adopt_running()
+        self._track()
         self._save()
         try:
             with self._sigterm_stops_the_loop():
@@ -312,6 +319,7 @@ class Controller:
         })  # fmt: skip
         record["state"] = REJECTED if manifest.status == "rejected" else State.SUCCEEDED.value
         record["cached_from"] = manifest.cached_from
+        self._track()
         self._save()
         return True
 
@@ -349,6 +357,7 @@ class Controller:
             attempt.update(state=State.FAILED.value, reason=status.reason)
         if record["state"] in (State.SUCCEEDED.value, REJECTED):
             record["attempts"][-1]["profile"] = committed[0].profile.model_dump()
+            self._track()
             self._save()
             return None
         tries = self._tries.get(stage, 1)
@@ -442,6 +451,7 @@ class Controller:
                 record["state"] = "SKIPPED"
         self.state.update(state=state, exit_code=int(exit_code), finished=time.time())
         self.state.update({k: v for k, v in details.items() if k in ("failed_stage", "message")})
+        self._track(final=True)
         self._save()
         return RunResult(
             run_id=self.layout.run_id, state=state, exit_code=int(exit_code),
@@ -451,6 +461,14 @@ class Controller:
     def _stage(self, stage: str) -> dict:
         return self.state["stages"][stage]
 
+    def _track(self, *, final: bool = False) -> None:
+        """Mirror what committed in MLflow, when the run is tracked (in the background; the
+        run's end waits for it, bounded). Never fails the run."""
+        if self.tracking is not None:
+            self.tracking.sync(self.state, final=final)
+
     def _save(self) -> None:
+        if self.tracking is not None:
+            self.state["mlflow"] = self.tracking.record()
         runs.write_state(self.layout, self.state)
         self.on_change(self.state)

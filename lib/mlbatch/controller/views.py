@@ -89,6 +89,7 @@ def summary(layout: RunLayout, state: dict) -> dict:
         "metrics": metrics,
         "reports": reports,
         "notes": run_notes(per_stage),  # what a person must not miss (suspected leaks, ...)
+        **({"mlflow": state["mlflow"]} if state.get("mlflow") else {}),  # its MLflow mirror
     }
 
 
@@ -124,3 +125,11 @@ def print_result(final: dict, log_tail: str) -> None:
                       soft_wrap=True)  # fmt: skip
     for stage, where in final["reports"].items():
         console.print(f"{stage} report: {where}", highlight=False, soft_wrap=True)
+    mirror = final.get("mlflow") or {}
+    if mirror.get("errors"):
+        console.print(f"warning: the MLflow export failed {mirror['errors']} time(s): "
+                      f"{mirror.get('last_error', '')}", style="yellow", highlight=False,
+                      markup=False, soft_wrap=True)  # fmt: skip
+    elif mirror.get("run_id"):
+        where = mirror.get("url") or f"{mirror['uri']} run {mirror['run_id']}"
+        console.print(f"mlflow run: {where}", highlight=False, soft_wrap=True)

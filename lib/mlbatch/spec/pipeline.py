@@ -11,6 +11,7 @@ from mlbatch.spec.execution import ExecutionSpec
 from mlbatch.spec.explore import ExploreSpec
 from mlbatch.spec.features import FeaturesSpec
 from mlbatch.spec.predict import PredictSpec
+from mlbatch.spec.tracking import TrackingSpec
 from mlbatch.spec.train import TrainSpec
 
 
@@ -30,6 +31,7 @@ class PipelineSpec(Model):
     train: TrainSpec = Field(default_factory=TrainSpec)
     evaluate: EvaluateSpec = Field(default_factory=EvaluateSpec)
     execution: ExecutionSpec = Field(default_factory=ExecutionSpec)
+    tracking: TrackingSpec = Field(default_factory=TrackingSpec)
     predict: PredictSpec | None = Field(
         default=None, description="makes this a batch-scoring pipeline: etl -> predict"
     )
