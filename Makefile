@@ -26,13 +26,14 @@ test: setup mlflow-server ## every test, slow ones included
 # The tests' MLflow tracking server: full mlflow pins an older pyarrow than ours, so it gets
 # its own venv (tests/mlflow_server.py finds it); the controller's client is in .venv.
 MLFLOW_SERVER_VENV := $(VENV)/mlflow-server
-MLFLOW_SERVER_STAMP := $(MLFLOW_SERVER_VENV)/.installed-$(shell cksum < tests/mlflow-server-requirements.txt | cut -d' ' -f1)
+MLFLOW_SERVER_STAMP := $(MLFLOW_SERVER_VENV)/.installed-$(shell cat tests/mlflow-server-*.txt | cksum | cut -d' ' -f1)
 .PHONY: mlflow-server
 mlflow-server: $(MLFLOW_SERVER_STAMP) ## full MLflow for the tests' tracking server, in .venv/mlflow-server
 
-$(MLFLOW_SERVER_STAMP): tests/mlflow-server-requirements.txt
+$(MLFLOW_SERVER_STAMP): tests/mlflow-server-requirements.txt tests/mlflow-server-constraints.txt
 	$(PYTHON) -m venv $(MLFLOW_SERVER_VENV)
-	$(MLFLOW_SERVER_VENV)/bin/python -m pip install --quiet -r tests/mlflow-server-requirements.txt
+	$(MLFLOW_SERVER_VENV)/bin/python -m pip install --quiet -r tests/mlflow-server-requirements.txt \
+	  -c tests/mlflow-server-constraints.txt
 	rm -f $(MLFLOW_SERVER_VENV)/.installed-* && touch $@
 
 lint: setup
