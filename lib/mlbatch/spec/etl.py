@@ -3,6 +3,7 @@ output and engine (docs/etl.md has the full reference)."""
 
 from __future__ import annotations
 
+import codecs
 import zoneinfo
 from typing import Annotated, Any, Literal
 
@@ -64,7 +65,7 @@ class Source(Model):
         description="a file, a glob (raw/*.csv.gz, ** crosses folders) or a prefix (ends "
         "with /): relative to the storage root, an absolute path, or a URI"
     )
-    format: Literal["auto", "csv", "parquet", "jsonl"] = Field(
+    format: Literal["auto", "csv", "parquet", "jsonl", "xlsx"] = Field(
         default="auto", description="auto: from the file extension (.gz, .zip, ... stripped)"
     )
     columns: ColumnTypes = Field(
@@ -73,7 +74,46 @@ class Source(Model):
     on_error: OnError = Field(
         default="error", description="a value that does not parse as its column's type"
     )
-    delimiter: str = Field(default=",", min_length=1, max_length=1, description="CSV only")
+    # How CSV files are written: what is not set here is sniffed from the first MiB.
+    delimiter: str | None = Field(
+        default=None, min_length=1, max_length=1, description="CSV: the separator (, ; tab |)"
+    )
+    decimal: Literal[".", ","] | None = Field(
+        default=None, description="CSV: the decimal mark (a comma needs another separator)"
+    )
+    encoding: str | None = Field(
+        default=None,
+        description="CSV: a Python codec name; default UTF-8 (a BOM is skipped), else cp1252",
+    )
+    sheet: str | Annotated[int, Field(ge=0)] | None = Field(
+        default=None, description=".xlsx: a sheet's name or position (from 0); default the first"
+    )
+
+    @field_validator("encoding")
+    @classmethod
+    def _text_encoding(cls, value: str | None) -> str | None:
+        """A codec Python knows that writes newlines and separators as ASCII does (the files
+        are cut at newline bytes): UTF-8, cp1252, latin-1, ... not UTF-16."""
+        if value is None:
+            return None
+        try:
+            name = codecs.lookup(value).name
+        except LookupError:
+            raise ValueError(f"unknown encoding {value!r}") from None
+        if "\n,;\t|".encode(name) != b"\n,;\t|":
+            raise ValueError(f"encoding {value!r} is not ASCII-compatible; save the file as UTF-8")
+        return name
+
+    @model_validator(mode="after")
+    def _keys_fit_the_format(self) -> Source:
+        csv_keys = [k for k in ("delimiter", "decimal", "encoding") if getattr(self, k)]
+        if csv_keys and self.format not in ("auto", "csv"):
+            raise ValueError(f"{csv_keys[0]} applies to CSV sources, not {self.format}")
+        if self.sheet is not None and self.format not in ("auto", "xlsx"):
+            raise ValueError(f"sheet applies to xlsx sources, not {self.format}")
+        if self.delimiter is not None and self.delimiter == self.decimal:
+            raise ValueError(f"delimiter and decimal are both {self.delimiter!r}")
+        return self
 
     def location(self, storage_uri: str) -> str:
         """The source's URI: relative locations are under the storage root."""
