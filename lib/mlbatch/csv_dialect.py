@@ -84,8 +84,12 @@ class Trial:
         if self.ragged:
             row = self.ragged[0]
             at = f"line {row.number}" if row.number else "a row"
-            return f"{name}: {self.columns} columns in the header, {row.actual_columns} on {at}"
-        return f"{name}: one column" if self.columns == 1 else f"{name}: {self.columns} columns"
+            return f"{name}: {_columns(self.columns)} in the header, {row.actual_columns} on {at}"
+        return f"{name}: {_columns(self.columns)}"
+
+
+def _columns(count: int) -> str:
+    return "one column" if count == 1 else f"{count} columns"
 
 
 def separator_name(delimiter: str) -> str:
