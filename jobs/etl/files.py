@@ -70,7 +70,7 @@ def resolve_files(
 
 def _check_keys(name: str, source: Source, file: SourceFile) -> None:
     """The format-specific keys fit the format the files turned out to have."""
-    keys = [k for k in ("delimiter", "decimal", "encoding") if getattr(source, k) is not None]
+    keys = [k for k, value in source.dialect_keys().items() if value is not None]
     if file.format != "csv" and keys:
         raise BadInput(
             f"source {name}: {keys[0]} applies to CSV files; {file.uri} is {file.format}"

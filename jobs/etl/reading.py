@@ -148,11 +148,8 @@ class SourceReader:
         raise AssertionError("a source has at least one file")
 
     def _sniff(self, data: bytes, where: str) -> Dialect:
-        source = self.source
-        return csv_dialect.sniff(
-            data, where=where, keys=f"etl.sources.{self.name}", delimiter=source.delimiter,
-            decimal=source.decimal, encoding=source.encoding,
-        )  # fmt: skip
+        keys = f"etl.sources.{self.name}"
+        return csv_dialect.sniff(data, where=where, keys=keys, **self.source.dialect_keys())
 
     def _read_xlsx(self, file: SourceFile, where: str, rows: int | None = None) -> pa.Table:
         """A sheet with the columns of the inferred schema (all of them, when rows is None);
@@ -226,7 +223,7 @@ class SourceReader:
         how = "declared" if self.source.delimiter else "sniffed"
         return (
             f"{where}: malformed CSV, {problem} (separator {separator}, {how}; "
-            f"etl.sources.{self.name}.delimiter sets it)"
+            f"etl.sources.{self.name}.delimiter and .quoted_newlines set the dialect)"
         )
 
     def _read_parquet(self, file: SourceFile, block: Block, where: str) -> pa.Table:

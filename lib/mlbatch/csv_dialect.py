@@ -107,7 +107,7 @@ def head(stream, size: int = SAMPLE_BYTES) -> bytes:
 
 def sniff(
     sample: bytes, *, where: str, keys: str, delimiter: str | None = None,
-    decimal: str | None = None, encoding: str | None = None,
+    decimal: str | None = None, encoding: str | None = None, quoted_newlines: bool | None = None,
 ) -> Dialect:  # fmt: skip
     """The dialect of a CSV from its first bytes; what the spec declares is kept as is.
 
@@ -129,9 +129,12 @@ def sniff(
     table = trial.table
     if decimal is None:
         decimal = _guess_decimal(table, trial.delimiter, where=where, keys=keys)
-    strings = [c for c in table.columns if pa.types.is_string(c.type)]
-    newlines = any(pc.any(pc.match_substring_regex(c, r"[\r\n]")).as_py() for c in strings)
-    return Dialect(trial.delimiter, decimal, encoding, quoted_newlines=newlines)
+    if quoted_newlines is None:
+        strings = [c for c in table.columns if pa.types.is_string(c.type)]
+        quoted_newlines = any(
+            pc.any(pc.match_substring_regex(c, r"[\r\n]")).as_py() for c in strings
+        )
+    return Dialect(trial.delimiter, decimal, encoding, quoted_newlines)
 
 
 def guess_encoding(sample: bytes, *, where: str, keys: str) -> str:

@@ -58,10 +58,7 @@ def read_table(uri: str, source: Source, *, keys: str) -> pa.Table:
             if fmt == "jsonl":
                 return pa_json.read_json(stream)
             sample = csv_dialect.head(stream)
-        dialect = csv_dialect.sniff(
-            sample, where=where, keys=keys, delimiter=source.delimiter, decimal=source.decimal,
-            encoding=source.encoding,
-        )  # fmt: skip
+        dialect = csv_dialect.sniff(sample, where=where, keys=keys, **source.dialect_keys())
         with filesystem.open_input_stream(path, compression=compression) as stream:
             return pa_csv.read_csv(
                 stream, read_options=dialect.read_options(),

@@ -81,6 +81,7 @@ def test_quoted_newlines_are_found_and_a_sample_may_end_inside_one():
     assert sniffed(text + '3,"cut by the sample\nend').quoted_newlines
     assert not sniffed("id,note\n1,plain\n").quoted_newlines
     assert sniffed(text).parse_options().newlines_in_values
+    assert not sniffed(text, quoted_newlines=False).quoted_newlines  # declared
 
 
 def test_a_one_column_file_is_one_column():

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from mlbatch.controller.quickstart import spec_for_data
 from mlbatch.errors import BadInput
+from mlbatch.scoring import read_rows
 from mlbatch.spec.etl import Source
 from mlbatch_jobs.etl.files import resolve_files
 from mlbatch_jobs.etl.plan import read_whole
@@ -132,8 +133,16 @@ def test_a_malformed_line_past_the_sample_names_the_sniffed_separator(tmp_path: 
         read(tmp_path, "late.csv")
     assert str(caught.value).endswith(
         "malformed CSV, line 300002: expected 2 columns, got 3 (separator ';', sniffed; "
-        "etl.sources.sales.delimiter sets it)"
+        "etl.sources.sales.delimiter and .quoted_newlines set the dialect)"
     )
+
+
+def test_quoted_newlines_past_the_sample_are_declared(tmp_path: Path):
+    (tmp_path / "late.csv").write_text("id,note\n" + "1,plain\n" * 150_000 + '2,"two\nlines"\n')
+    assert not reader(tmp_path, "late.csv").dialect.quoted_newlines  # not in the first MiB
+    declared = reader(tmp_path, "late.csv", quoted_newlines=True)
+    assert declared.dialect.quoted_newlines and len(declared.blocks(1 << 16)) == 1
+    assert read_whole(declared)[0]["note"][-1].as_py() == "two\nlines"
 
 
 @pytest.mark.parametrize(
@@ -143,6 +152,7 @@ def test_a_malformed_line_past_the_sample_names_the_sniffed_separator(tmp_path: 
         ({"encoding": "klingon"}, "unknown encoding 'klingon'"),
         ({"format": "parquet", "delimiter": ";"}, "delimiter applies to CSV sources, not parquet"),
         ({"format": "jsonl", "encoding": "cp1252"}, "encoding applies to CSV sources, not jsonl"),
+        ({"format": "xlsx", "quoted_newlines": True}, "quoted_newlines applies to CSV sources"),
         ({"format": "csv", "sheet": "x"}, "sheet applies to xlsx sources, not csv"),
         ({"delimiter": ",", "decimal": ","}, "delimiter and decimal are both ','"),
         ({"sheet": -1}, "greater than or equal to 0"),
@@ -183,3 +193,11 @@ def test_data_takes_the_source_keys_from_overrides(tmp_path: Path):
         str(tmp_path / "both.csv"), "y", overrides=["etl.sources.data.delimiter=;"]
     )
     assert spec.task == "binary" and spec.etl.sources["data"].delimiter == ";"
+
+
+@pytest.mark.parametrize("name", ["european.csv", "bom.tsv", "book.xlsx", "lines.jsonl"])
+def test_rows_to_score_are_read_in_every_format(tmp_path: Path, name: str):
+    WRITERS[name](tmp_path / name)
+    rows = read_rows(f"file://{tmp_path}/{name}")
+    assert list(rows.columns) == list(FRAME.columns)
+    assert rows["price"].tolist()[:1] == [1.5] and rows["city"].tolist()[3] == "São Paulo"

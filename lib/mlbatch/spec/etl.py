@@ -20,6 +20,7 @@ from mlbatch.spec.base import Model
 TypeName = Literal[
     "string", "bool", "int8", "int16", "int32", "int64", "float32", "float64", "date", "timestamp"
 ]  # fmt: skip
+CSV_KEYS = ("delimiter", "decimal", "encoding", "quoted_newlines")  # a source's dialect
 OnError = Literal["error", "null", "drop"]  # what to do with a value that does not parse
 Severity = Literal["error", "warn"]
 
@@ -85,6 +86,10 @@ class Source(Model):
         default=None,
         description="CSV: a Python codec name; default UTF-8 (a BOM is skipped), else cp1252",
     )
+    quoted_newlines: bool | None = Field(
+        default=None,
+        description="CSV: a quoted field may span lines (on Dask each file is then one block)",
+    )
     sheet: str | Annotated[int, Field(ge=0)] | None = Field(
         default=None, description=".xlsx: a sheet's name or position (from 0); default the first"
     )
@@ -106,7 +111,7 @@ class Source(Model):
 
     @model_validator(mode="after")
     def _keys_fit_the_format(self) -> Source:
-        csv_keys = [k for k in ("delimiter", "decimal", "encoding") if getattr(self, k)]
+        csv_keys = [k for k in CSV_KEYS if getattr(self, k) is not None]
         if csv_keys and self.format not in ("auto", "csv"):
             raise ValueError(f"{csv_keys[0]} applies to CSV sources, not {self.format}")
         if self.sheet is not None and self.format not in ("auto", "xlsx"):
@@ -114,6 +119,10 @@ class Source(Model):
         if self.delimiter is not None and self.delimiter == self.decimal:
             raise ValueError(f"delimiter and decimal are both {self.delimiter!r}")
         return self
+
+    def dialect_keys(self) -> dict:
+        """The CSV dialect this source declares (None: sniffed)."""
+        return {key: getattr(self, key) for key in CSV_KEYS}
 
     def location(self, storage_uri: str) -> str:
         """The source's URI: relative locations are under the storage root."""
