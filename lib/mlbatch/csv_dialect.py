@@ -212,9 +212,10 @@ def _cut_short(row, utf8: bytes) -> bool:
 
 
 def _choose(trials: list[Trial], encoding: str, *, where: str, keys: str) -> Trial:
-    """The separator that splits every row into the header's columns, more than one; the
-    one giving the most columns when several do; a one-column file when none splits any
-    line. Anything else cannot be told apart from a broken file."""
+    """The separator that splits every row into the header's columns, more than one (the
+    one giving the most columns when several do); else the only one that splits most rows
+    so, when some lines are malformed (the reader then names the first); a one-column file
+    when none splits any line. Anything else cannot be told apart from a broken file."""
     splitting = [t for t in trials if t.consistent and t.columns > 1]
     if splitting:
         most = max(t.columns for t in splitting)
@@ -224,6 +225,9 @@ def _choose(trials: list[Trial], encoding: str, *, where: str, keys: str) -> Tri
         tried = "; ".join(t.describe() for t in best)
         raise BadInput(f"{where}: cannot tell the CSV separator, several fit ({tried}); "
                        f"set {keys}.delimiter")  # fmt: skip
+    mostly = [t for t in trials if t.columns > 1 and t.table.num_rows > len(t.ragged)]
+    if len(mostly) == 1:
+        return mostly[0]
     if all(t.consistent and t.columns == 1 for t in trials):
         return trials[0]
     tried = "; ".join(t.describe() for t in trials)

@@ -102,6 +102,11 @@ def test_ragged_rows_name_what_was_tried_and_the_keys():
     assert f"set {KEYS}.delimiter (or .encoding, .format)" in message
 
 
+def test_a_few_malformed_lines_keep_the_separator_most_rows_agree_on():
+    # The reader then names the first malformed line (tests/unit/test_etl_inputs.py).
+    assert sniffed("a;b;c\n1;2;3\n4;5;6\n7;8\n").delimiter == ";"
+
+
 def test_two_separators_that_both_fit_are_ambiguous():
     message = sniff_error("a,b;c\n1,2;3\n4,5;6\n")
     assert "several fit (',': 2 columns; ';': 2 columns)" in message
