@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from mlbatch import storage
 from mlbatch.errors import BadInput
 from mlbatch.raw_tables import detect_format
-from mlbatch.spec.etl import Source
+from mlbatch.spec.etl import Source, key_scope
 
 GLOB_CHARS = "*?["
 
@@ -70,13 +70,10 @@ def resolve_files(
 
 def _check_keys(name: str, source: Source, file: SourceFile) -> None:
     """The format-specific keys fit the format the files turned out to have."""
-    keys = [k for k, value in source.dialect_keys().items() if value is not None]
-    if file.format != "csv" and keys:
-        raise BadInput(
-            f"source {name}: {keys[0]} applies to CSV files; {file.uri} is {file.format}"
-        )
-    if file.format != "xlsx" and source.sheet is not None:
-        raise BadInput(f"source {name}: sheet applies to xlsx files; {file.uri} is {file.format}")
+    misplaced = source.keys_not_for(file.format)
+    if misplaced:
+        scope = key_scope(misplaced[0])
+        raise BadInput(f"source {name}: {scope} files; {file.uri} is {file.format}")
 
 
 def glob_pattern(pattern: str) -> re.Pattern:

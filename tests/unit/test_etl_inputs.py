@@ -151,6 +151,7 @@ def test_quoted_newlines_past_the_sample_are_declared(tmp_path: Path):
         ({"encoding": "utf-16"}, "encoding 'utf-16' is not ASCII-compatible"),
         ({"encoding": "klingon"}, "unknown encoding 'klingon'"),
         ({"format": "parquet", "delimiter": ";"}, "delimiter applies to CSV sources, not parquet"),
+        ({"format": "parquet", "decimal": ","}, "decimal applies to CSV sources, not parquet"),
         ({"format": "jsonl", "encoding": "cp1252"}, "encoding applies to CSV sources, not jsonl"),
         ({"format": "xlsx", "quoted_newlines": True}, "quoted_newlines applies to CSV sources"),
         ({"format": "csv", "sheet": "x"}, "sheet applies to xlsx sources, not csv"),
@@ -162,6 +163,11 @@ def test_quoted_newlines_past_the_sample_are_declared(tmp_path: Path):
 def test_spec_keys_are_checked(keys: dict, error: str):
     with pytest.raises(ValidationError, match=error):
         Source(uri="x", **keys)
+
+
+def test_specs_from_before_the_dialect_keys_still_load():
+    """They hold `delimiter: ","` (the old default) for every source."""
+    assert Source(uri="x.parquet", format="parquet", delimiter=",").keys_not_for("parquet") == []
 
 
 def test_an_encoding_is_kept_by_its_python_name():

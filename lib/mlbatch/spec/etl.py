@@ -111,14 +111,22 @@ class Source(Model):
 
     @model_validator(mode="after")
     def _keys_fit_the_format(self) -> Source:
-        csv_keys = [k for k in CSV_KEYS if getattr(self, k) is not None]
-        if csv_keys and self.format not in ("auto", "csv"):
-            raise ValueError(f"{csv_keys[0]} applies to CSV sources, not {self.format}")
-        if self.sheet is not None and self.format not in ("auto", "xlsx"):
-            raise ValueError(f"sheet applies to xlsx sources, not {self.format}")
+        misplaced = self.keys_not_for(self.format) if self.format != "auto" else []
+        if misplaced:
+            raise ValueError(f"{key_scope(misplaced[0])} sources, not {self.format}")
         if self.delimiter is not None and self.delimiter == self.decimal:
             raise ValueError(f"delimiter and decimal are both {self.delimiter!r}")
         return self
+
+    def keys_not_for(self, fmt: str) -> list[str]:
+        """The format-specific keys set here that a file of format fmt has no use for."""
+        # Specs written before the dialect keys hold `delimiter: ","` for every source (it
+        # was the default): other formats ignore that one value, so their runs still load.
+        csv = [k for k in CSV_KEYS if getattr(self, k) is not None and k != "delimiter"]
+        csv += ["delimiter"] if self.delimiter not in (None, ",") else []
+        return (csv if fmt != "csv" else []) + (
+            ["sheet"] if self.sheet is not None and fmt != "xlsx" else []
+        )
 
     def dialect_keys(self) -> dict:
         """The CSV dialect this source declares (None: sniffed)."""
@@ -131,6 +139,11 @@ class Source(Model):
         if "://" in self.uri or self.uri.startswith("/"):
             return storage.resolve_uri(self.uri)
         return storage.join(storage_uri, self.uri)
+
+
+def key_scope(key: str) -> str:
+    """How an error about a key on the wrong format begins: "sheet applies to xlsx"."""
+    return f"{key} applies to {'xlsx' if key == 'sheet' else 'CSV'}"
 
 
 class Join(Model):
