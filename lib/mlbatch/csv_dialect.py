@@ -2,7 +2,7 @@
 
 The candidates are tried with pyarrow's own CSV parser on a sample (the first MiB), so the
 dialect chosen is one the reader is known to accept: a separator qualifies when it splits
-the header into several columns and every row of the sample into as many. csv.Sniffer
+the header into several columns and the sample's rows into as many (_choose). csv.Sniffer
 and clevercsv guess from character frequencies with parsers of their own (whose verdict
 pyarrow would still have to confirm), are slow on a MiB (minutes and seconds), and the
 open dialect space they search (any separator, quote and escape) is one we do not need.
@@ -22,7 +22,7 @@ from mlbatch.errors import BadInput
 
 SAMPLE_BYTES = 1 << 20  # the dialect is decided from the first MiB
 DELIMITERS = (",", ";", "\t", "|")  # tried in this order
-ENCODINGS = ("utf-8", "cp1252")  # cp1252 (Western European Windows) is latin-1 plus €, ", ...
+ENCODINGS = ("utf-8", "cp1252")  # cp1252: Windows' Western European, latin-1 plus € and “”
 # Markers that mean "missing" in raw CSVs (R writes NA; pandas writes an empty field).
 NULL_VALUES = ["", "NA", "N/A", "NaN", "nan", "null", "NULL", "None"]
 BOMS = {codecs.BOM_UTF8: "utf-8", codecs.BOM_UTF16_LE: "utf-16", codecs.BOM_UTF16_BE: "utf-16",
