@@ -18,8 +18,8 @@ CGROUP_FILES = (  # v2, then v1
 )
 UNLIMITED = 1 << 60  # cgroup v1 writes a huge number for "no limit"
 # In-memory bytes per stored byte, measured on flights-like tables: Arrow holds text about
-# as large as the CSV; compression (gzip, zip, Parquet's own) hides a factor of 4 to 8.
-EXPANSION = {"csv": 1.5, "jsonl": 1.0, "parquet": 7.0}
+# as large as the CSV; compression (gzip, zip, Parquet's own, a workbook's) hides 4 to 8.
+EXPANSION = {"csv": 1.5, "jsonl": 1.0, "parquet": 7.0, "xlsx": 8.0}
 COMPRESSED_TEXT = 8.0
 # A filter holds the table before and after at once (measured: 7.4 GB peak for a 3.4 GB
 # output of 10M flights); keep a fifth of the free memory for everything else.

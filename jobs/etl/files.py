@@ -8,13 +8,9 @@ from dataclasses import dataclass
 
 from mlbatch import storage
 from mlbatch.errors import BadInput
-from mlbatch.spec.etl import Source
+from mlbatch.raw_tables import detect_format
+from mlbatch.spec.etl import Source, key_scope
 
-COMPRESSIONS = {".gz": "gzip", ".bz2": "bz2", ".zst": "zstd", ".zstd": "zstd", ".zip": "zip"}
-FORMATS = {
-    ".csv": "csv", ".tsv": "csv", ".parquet": "parquet", ".pq": "parquet",
-    ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl",
-}  # fmt: skip
 GLOB_CHARS = "*?["
 
 Stat = Callable[[str], "storage.ObjectInfo | None"]
@@ -26,13 +22,13 @@ class SourceFile:
 
     uri: str
     size: int
-    format: str  # csv, parquet or jsonl
+    format: str  # csv, parquet, jsonl or xlsx
     compression: str | None  # gzip, bz2, zstd, zip, or None
 
     @property
     def splittable(self) -> bool:
         """Whether parts of the file can be read on their own (by byte range or row group)."""
-        return self.compression is None
+        return self.compression is None and self.format != "xlsx"
 
 
 def resolve_files(
@@ -68,23 +64,16 @@ def resolve_files(
     formats = sorted({f.format for f in files})
     if len(formats) > 1:
         raise BadInput(f"source {name}: files of several formats ({', '.join(formats)}) match")
+    _check_keys(name, source, files[0])
     return files
 
 
-def detect_format(uri: str, declared: str = "auto") -> tuple[str, str | None]:
-    """(format, compression) of a file from its name; the declared format wins."""
-    name = uri.rsplit("/", 1)[-1].lower()
-    compression = next((c for suffix, c in COMPRESSIONS.items() if name.endswith(suffix)), None)
-    if compression is not None:
-        name = name[: name.rfind(".")]
-    if declared != "auto":
-        return declared, compression
-    fmt = next((f for suffix, f in FORMATS.items() if name.endswith(suffix)), None)
-    if fmt is None:
-        raise BadInput(f"cannot tell the format of {uri}: set format: csv, parquet or jsonl")
-    if fmt == "parquet" and compression is not None:
-        raise BadInput(f"{uri}: a Parquet file compresses itself; read it uncompressed")
-    return fmt, compression
+def _check_keys(name: str, source: Source, file: SourceFile) -> None:
+    """The format-specific keys fit the format the files turned out to have."""
+    misplaced = source.keys_not_for(file.format)
+    if misplaced:
+        scope = key_scope(misplaced[0])
+        raise BadInput(f"source {name}: {scope} files; {file.uri} is {file.format}")
 
 
 def glob_pattern(pattern: str) -> re.Pattern:

@@ -44,13 +44,13 @@ def build_plan(spec: PipelineSpec, files: dict[str, list[SourceFile]]) -> Plan:
     """Read the joined sources, build every step and try it on an empty table."""
     etl = spec.etl
     transform = etl.transform_steps()
-    main = SourceReader.open(etl.main_source, etl.sources[etl.main_source], files[etl.main_source])
+    main = _open_reader(etl.main_source, etl, files)
     main.with_order = any(step.dedupe is not None for step in transform)
     needed = {s.join.source for s in transform if s.join is not None}
     needed |= {r.source for r in etl.validation if isinstance(r, AllowedRule) and r.source}
     tables, sources = {}, {}
     for name in sorted(needed):
-        tables[name], coercion = read_whole(SourceReader.open(name, etl.sources[name], files[name]))
+        tables[name], coercion = read_whole(_open_reader(name, etl, files))
         sources[name] = {"rows": tables[name].num_rows, "bad_values": coercion.bad,
                          "rows_dropped": coercion.rows_dropped}  # fmt: skip
     lineage = Lineage({c: etl.main_source for c in main.types})
@@ -76,6 +76,13 @@ def build_plan(spec: PipelineSpec, files: dict[str, list[SourceFile]]) -> Plan:
         lineage={c: v for c, v in lineage.derived.items() if c in output},
         target=None if scoring else spec.target, joins=joins, sources=sources,
     )  # fmt: skip
+
+
+def _open_reader(name: str, etl, files: dict[str, list[SourceFile]]) -> SourceReader:
+    reader = SourceReader.open(name, etl.sources[name], files[name])
+    if reader.dialect is not None:
+        print(f"source {name}: {reader.dialect.describe()}")
+    return reader
 
 
 def read_whole(reader: SourceReader) -> tuple[pa.Table, Coercion]:

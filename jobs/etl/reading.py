@@ -1,8 +1,9 @@
 """Reading one source into typed Arrow tables, a whole file or one block at a time.
 
 The schema is chosen once per source (declared types, the rest inferred from the first
-MiB of text or from the Parquet footers) and every file and block is read with it, so
-both engines see the same types whatever the partitioning.
+MiB of text, the first rows of a sheet, or the Parquet footers), and so is a CSV's
+dialect (sniffed from the same MiB); every file and block is read with them, so both
+engines see the same types and values whatever the partitioning.
 """
 
 from __future__ import annotations
@@ -14,14 +15,17 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from mlbatch import storage
+from mlbatch import csv_dialect, storage
+from mlbatch.csv_dialect import Dialect
 from mlbatch.errors import BadInput
 from mlbatch.spec.etl import ColumnType, Source
+from mlbatch.spreadsheets import read_xlsx
 from mlbatch_jobs.etl import text_files
 from mlbatch_jobs.etl.coercion import OFFSET, Coercion, arrow_type, coerce_table, type_name
 from mlbatch_jobs.etl.files import SourceFile
 
-INFER_BYTES = 1 << 20
+INFER_BYTES = csv_dialect.SAMPLE_BYTES
+INFER_ROWS = 10_000  # of a sheet
 ORDER = "__order"  # input order across files and blocks, added only when a step needs it
 FILE_SPAN = 1 << 40  # order = file index * FILE_SPAN + the row's position in its file
 INFERRED_NOTE = "; the type was inferred from the first MiB: declare it under columns:"
@@ -48,6 +52,7 @@ class SourceReader:
     types: dict[str, pa.DataType] = field(default_factory=dict)  # as returned
     declared: dict[str, ColumnType] = field(default_factory=dict)  # with zones settled
     with_order: bool = False
+    dialect: Dialect | None = None  # CSV: sniffed from the file the schema comes from
 
     @classmethod
     def open(cls, name: str, source: Source, files: list[SourceFile]) -> SourceReader:
@@ -96,6 +101,8 @@ class SourceReader:
         where = f"source {self.name}: file {file.uri}"
         if self.format == "parquet":
             table, offset = self._read_parquet(file, block, where), block.first_row
+        elif self.format == "xlsx":
+            table, offset = self._read_xlsx(file, where), 0
         else:
             table, offset = self._read_text(file, block, where)
         table, coercion = self._coerce(table, where)
@@ -110,8 +117,8 @@ class SourceReader:
         for index, file in enumerate(self.files):
             if self.format == "parquet":
                 blocks += _row_group_blocks(index, file, partition_bytes)
-            elif not file.splittable:
-                blocks.append(Block(index=index))
+            elif not file.splittable or (self.dialect and self.dialect.quoted_newlines):
+                blocks.append(Block(index=index))  # a line end may be inside a quoted field
             else:
                 starts = range(0, file.size, partition_bytes)
                 blocks += [Block(index=index, start=s, stop=s + partition_bytes) for s in starts]
@@ -120,6 +127,10 @@ class SourceReader:
     def _infer(self) -> tuple[pa.Schema, pa.Table | None]:
         if self.format == "parquet":
             return _parquet_schema(self.name, self.files), None
+        if self.format == "xlsx":
+            where = f"source {self.name}: file {self.files[0].uri}"
+            table = self._read_xlsx(self.files[0], where, rows=INFER_ROWS)
+            return table.schema, table
         text_types = {
             name: pa.string()
             if declared.format or declared.type == "timestamp"
@@ -129,10 +140,25 @@ class SourceReader:
         for file in self.files:
             data = text_files.head_bytes(file, INFER_BYTES)
             where = f"source {self.name}: file {file.uri}"
+            if self.format == "csv":
+                self.dialect = self._sniff(data, where)
             table = self._parse(data, None, text_types, where, file, complete=False)
             if table.num_rows or file is self.files[-1]:
                 return table.schema, table
         raise AssertionError("a source has at least one file")
+
+    def _sniff(self, data: bytes, where: str) -> Dialect:
+        keys = f"etl.sources.{self.name}"
+        return csv_dialect.sniff(data, where=where, keys=keys, **self.source.dialect_keys())
+
+    def _read_xlsx(self, file: SourceFile, where: str, rows: int | None = None) -> pa.Table:
+        """A sheet with the columns of the inferred schema (all of them, when rows is None);
+        its types are settled by _coerce, like text's."""
+        table = read_xlsx(file.uri, sheet=self.source.sheet, where=where, rows=rows)
+        names = list(self.read_types)
+        if rows is None and table.column_names != names:
+            raise BadInput(f"{where}: columns {table.column_names} are not {names}")
+        return table
 
     def _read_text(self, file: SourceFile, block: Block, where: str) -> tuple[pa.Table, int]:
         names = list(self.read_types)
@@ -181,9 +207,7 @@ class SourceReader:
     def _parse_raw(self, data, names, types, complete: bool) -> pa.Table:
         stream = text_files.as_input(data)
         if self.format == "csv":
-            return text_files.parse_csv(
-                stream, names=names, types=types, delimiter=self.source.delimiter
-            )
+            return text_files.parse_csv(stream, names=names, types=types, dialect=self.dialect)
         return text_files.parse_jsonl(stream, types=types, complete=complete)
 
     def _describe(self, message, data, names, where, file, begin) -> str:
@@ -191,11 +215,16 @@ class SourceReader:
             return f"{where}: the file is empty"
         if self.format != "csv" or not message.startswith("CSV parse error"):
             return f"{where}: cannot read as {self.format}: {message}"
-        problem = text_files.malformed_line(data, names=names, delimiter=self.source.delimiter)
+        problem = text_files.malformed_line(data, names=names, dialect=self.dialect)
         if begin and problem.startswith("line "):
             number, rest = problem[len("line ") :].split(":", 1)
             problem = f"line {text_files.lines_before(file, begin) + int(number)}:{rest}"
-        return f"{where}: malformed CSV, {problem}"
+        separator = csv_dialect.separator_name(self.dialect.delimiter)
+        how = "declared" if self.source.delimiter else "sniffed"
+        return (
+            f"{where}: malformed CSV, {problem} (separator {separator}, {how}; "
+            f"etl.sources.{self.name}.delimiter and .quoted_newlines set the dialect)"
+        )
 
     def _read_parquet(self, file: SourceFile, block: Block, where: str) -> pa.Table:
         filesystem, path = storage.arrow_filesystem(file.uri)
@@ -216,7 +245,21 @@ class SourceReader:
             if table.schema.field(name).type != kind
         }
         note = INFERRED_NOTE if set(pending) - set(self.declared) else ""
+        if self.dialect is not None and self.dialect.decimal == ",":
+            table = _decimal_points(
+                table, [n for n in pending if pa.types.is_floating(self.types[n])]
+            )
         return coerce_table(table, pending, policy=self.source.on_error, where=where, note=note)
+
+
+def _decimal_points(table: pa.Table, columns: list[str]) -> pa.Table:
+    """Text numbers with decimal commas (a column read as text because a value did not
+    parse) in the form the conversion reads."""
+    for name in columns:
+        if pa.types.is_string(table.schema.field(name).type):
+            index = table.column_names.index(name)
+            table = table.set_column(index, name, pc.replace_substring(table[name], ",", "."))
+    return table
 
 
 def _column_type(kind: pa.DataType) -> ColumnType:

@@ -10,12 +10,11 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.json as pa_json
 
-from mlbatch import storage
+from mlbatch import csv_dialect, storage
+from mlbatch.csv_dialect import Dialect
 from mlbatch.errors import BadInput
 from mlbatch_jobs.etl.files import SourceFile
 
-# Markers that mean "missing" in raw CSVs (R writes NA; pandas writes an empty field).
-NULL_VALUES = ["", "NA", "N/A", "NaN", "nan", "null", "NULL", "None"]
 SEEK_CHUNK = 1 << 16
 CSV_BLOCK = 4 << 20
 
@@ -37,12 +36,7 @@ def open_streams(file: SourceFile) -> list:
 
 def head_bytes(file: SourceFile, size: int) -> bytes:
     """About the first `size` bytes of the text, cut after the last whole line."""
-    stream = open_streams(file)[0]
-    data = stream.read(size)
-    more = bool(stream.read(1))
-    if more and b"\n" in data:
-        data = data[: data.rfind(b"\n") + 1]
-    return data
+    return csv_dialect.head(open_streams(file)[0], size)
 
 
 def line_range(file: SourceFile, start: int, stop: int) -> tuple[int, bytes]:
@@ -66,19 +60,16 @@ def _after_newline(handle, position: int, size: int) -> int:
 
 
 def parse_csv(
-    data, *, names: list[str] | None, types: dict[str, pa.DataType], delimiter: str
+    data, *, names: list[str] | None, types: dict[str, pa.DataType], dialect: Dialect
 ) -> pa.Table:
     """Parse CSV text; `names` when the text has no header line (a block past the first)."""
     # 4 MiB blocks: enough of them for the reader's threads, few enough that the kernels
     # after it are not paying per-chunk overhead (1 MiB gave 30 chunks for the demo).
-    read = pa_csv.ReadOptions(column_names=names, block_size=CSV_BLOCK)
     return pa_csv.read_csv(
         data,
-        read_options=read,
-        parse_options=pa_csv.ParseOptions(delimiter=delimiter),
-        convert_options=pa_csv.ConvertOptions(
-            column_types=types, null_values=NULL_VALUES, strings_can_be_null=True
-        ),
+        read_options=dialect.read_options(column_names=names, block_size=CSV_BLOCK),
+        parse_options=dialect.parse_options(),
+        convert_options=dialect.convert_options(column_types=types),
     )
 
 
@@ -91,7 +82,7 @@ def parse_jsonl(data, *, types: dict[str, pa.DataType], complete: bool) -> pa.Ta
     return pa_json.read_json(data, parse_options=options)
 
 
-def malformed_line(data: bytes, *, names: list[str] | None, delimiter: str) -> str:
+def malformed_line(data: bytes, *, names: list[str] | None, dialect: Dialect) -> str:
     """Where and how a CSV text is malformed: "line N: expected 3 columns, got 2"."""
     found = []
 
@@ -99,10 +90,8 @@ def malformed_line(data: bytes, *, names: list[str] | None, delimiter: str) -> s
         found.append(row)
         return "error"
 
-    read = pa_csv.ReadOptions(column_names=names, use_threads=False) if names else (
-        pa_csv.ReadOptions(use_threads=False)
-    )  # fmt: skip
-    parse = pa_csv.ParseOptions(delimiter=delimiter, invalid_row_handler=handler)
+    read = dialect.read_options(column_names=names, use_threads=False)
+    parse = dialect.parse_options(invalid_row_handler=handler)
     convert = pa_csv.ConvertOptions(column_types={n: pa.string() for n in names or []})
     try:
         pa_csv.read_csv(pa.BufferReader(data), read_options=read, parse_options=parse,

@@ -38,7 +38,6 @@ SKLEARN_TRUSTED_TYPES = frozenset({
     "sklearn.tree._tree.Tree",
     "numpy.ndarray", "numpy.float64", "numpy.int64", "builtins.slice",
 })  # fmt: skip
-NULL_VALUES = ["", "NA", "N/A", "NaN", "nan", "null", "NULL", "None"]  # as etl reads CSV
 DEFAULT_THRESHOLD = 0.5
 
 
@@ -243,25 +242,14 @@ def _fetch_run(layout: RunLayout, into: Path) -> dict:
 
 
 def read_rows(uri: str) -> pd.DataFrame:
-    """A Parquet or CSV table (by extension; .csv.gz too) as pandas."""
-    import pyarrow as pa
-    import pyarrow.csv as pa_csv
-    import pyarrow.parquet as pq
+    """A table in any format the etl stage reads (CSV dialect sniffed) as pandas."""
+    from mlbatch.raw_tables import read_table
+    from mlbatch.spec.etl import Source
 
     if storage.stat(uri) is None:
         raise BadInput(f"input not found: {uri}")
-    filesystem, path = storage.arrow_filesystem(uri)
-    name = uri.lower()
-    try:
-        if name.endswith(".parquet"):
-            return pq.read_table(path, filesystem=filesystem).to_pandas()
-        if name.endswith((".csv", ".csv.gz")):
-            options = pa_csv.ConvertOptions(null_values=NULL_VALUES, strings_can_be_null=True)
-            with filesystem.open_input_stream(path, compression="detect") as stream:
-                return pa_csv.read_csv(stream, convert_options=options).to_pandas()
-    except (pa.ArrowInvalid, UnicodeDecodeError) as error:
-        raise BadInput(f"cannot read {uri}: {error}") from None
-    raise BadInput(f"{uri}: rows to score must be .parquet or .csv")
+    keys = "a scoring spec's etl.sources.<name>"  # `mlbatch predict` has no dialect options
+    return read_table(uri, Source(uri=uri), keys=keys).to_pandas()
 
 
 def write_rows(frame: pd.DataFrame, uri: str, *, metadata: dict) -> None:

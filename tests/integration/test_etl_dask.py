@@ -1,12 +1,14 @@
 """The Dask engine against the pandas engine on the same inputs: equal rows (as sets, sorted
-by the keys), equal counts; and the stage on an existing scheduler (DASK_SCHEDULER_ADDRESS),
-on file:// and on a real S3 server."""
+by the keys), equal counts, from every format and sniffed CSV dialect; and the stage on an
+existing scheduler (DASK_SCHEDULER_ADDRESS), on file:// and on a real S3 server."""
 
 from __future__ import annotations
 
 import gzip
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
@@ -203,3 +205,76 @@ def test_the_stage_starts_its_own_local_cluster(file_storage):
     assert result.returncode == 0, result.stdout + result.stderr
     assert load_manifest(layout, "etl")[0].metrics["engine"] == "dask"
     assert read_table(layout).num_rows == 4
+
+
+def readable_frame(rows: int = 3000, seed: int = 5, newlines: bool = False) -> pd.DataFrame:
+    """A main source with decimals, gaps, non-ASCII text, and separators inside values."""
+    rng = np.random.default_rng(seed)
+    delay = rng.normal(10, 30, rows).round(1)
+    delay[rng.random(rows) < 0.05] = np.nan
+    notes = np.array(["on time; mostly", "late, again", 'said "soon"', "Zürich–Köln"])
+    note = notes[rng.integers(0, 4, rows)]
+    if newlines:
+        note[::7] = "two\nlines"
+    return pd.DataFrame({
+        "day": rng.integers(1, 30, rows), "carrier": np.array(["UA", "ÅR", "B6"])[rng.integers(
+            0, 3, rows)], "flight": np.arange(rows), "delay": delay, "note": note,
+    })  # fmt: skip
+
+
+READABLE = {
+    "flights.csv": lambda frame, path: frame.to_csv(path, index=False),
+    "flights-eu.csv": lambda frame, path: frame.to_csv(
+        path, sep=";", decimal=",", index=False, encoding="cp1252"
+    ),
+    "flights.xlsx": lambda frame, path: frame.to_excel(path, index=False),
+    "flights.jsonl": lambda frame, path: frame.to_json(path, orient="records", lines=True),
+    "flights-bom.tsv": lambda frame, path: frame.to_csv(
+        path, sep="\t", index=False, encoding="utf-8-sig"
+    ),
+}
+
+
+def both_engines(root: str, client, tmp_path, name: str) -> tuple[pa.Table, pa.Table, int]:
+    """(pandas engine's table, Dask engine's table, Dask blocks) for one main source."""
+    document = {"name": "formats", "target": "late", "etl": {
+        "sources": {"flights": {"uri": f"raw/{name}"}},
+        "steps": [{"filter": "delay.notna()"}, {"derive": {"late": "delay > 15"}}],
+    }}  # fmt: skip
+    plan = plan_for(root, document)
+    expected, _ = engine_pandas.run(plan)
+    parts, outcome = engine_dask.run(
+        plan, client, partition_bytes=16 << 10, parts_uri=f"file://{tmp_path}/parts-{name}",
+        sample=None, seed=0,
+    )  # fmt: skip
+    out = tmp_path / f"out-{name}"
+    out.mkdir()
+    output.assemble_parts(parts, out, partition_by=[], hash_limit=None)
+    return expected, pq.read_table(out / "table.parquet"), len(parts)
+
+
+@pytest.mark.parametrize("name", ["flights-eu.csv", "flights.xlsx", "flights.jsonl"])
+def test_both_engines_read_every_format_as_the_plain_csv(file_storage, client, tmp_path, name):
+    """A sniffed European CSV and JSON Lines (split into many blocks) and a workbook: the
+    rows and values the pandas engine reads from the plain CSV, on both engines."""
+    root = Path(file_storage.removeprefix("file://"))
+    (root / "raw").mkdir(parents=True, exist_ok=True)
+    frame = readable_frame()
+    for each in ("flights.csv", name):
+        READABLE[each](frame, root / "raw" / each)
+    plain, _, _ = both_engines(file_storage, client, tmp_path, "flights.csv")
+    by_pandas, by_dask, blocks = both_engines(file_storage, client, tmp_path, name)
+    assert blocks == 1 if name.endswith(".xlsx") else blocks > 1  # a workbook is one block
+    assert by_pandas.equals(plain)
+    keys = [("flight", "ascending")]
+    assert by_dask.sort_by(keys).equals(plain.sort_by(keys))
+
+
+def test_quoted_newlines_keep_a_file_in_one_block_on_both_engines(file_storage, client, tmp_path):
+    root = Path(file_storage.removeprefix("file://"))
+    (root / "raw").mkdir(parents=True, exist_ok=True)
+    READABLE["flights-bom.tsv"](readable_frame(newlines=True), root / "raw/flights-bom.tsv")
+    by_pandas, by_dask, blocks = both_engines(file_storage, client, tmp_path, "flights-bom.tsv")
+    assert blocks == 1 and by_pandas.num_rows > 2000
+    assert "two\nlines" in by_pandas["note"].to_pylist()
+    assert by_dask.equals(by_pandas)

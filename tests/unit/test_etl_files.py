@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 from mlbatch.errors import BadInput
+from mlbatch.raw_tables import detect_format
 from mlbatch.spec.etl import Source
-from mlbatch_jobs.etl.files import detect_format, glob_pattern, resolve_files
+from mlbatch_jobs.etl.files import glob_pattern, resolve_files
 
 
 def files_of(root: Path, uri: str, **source) -> list[str]:
@@ -72,6 +73,7 @@ def test_one_format_per_source(tree: Path):
         ("x.jsonl.bz2", "auto", ("jsonl", "bz2")),
         ("x.ndjson", "auto", ("jsonl", None)),
         ("x.parquet", "auto", ("parquet", None)),
+        ("x.XLSX", "auto", ("xlsx", None)),
         ("x.txt.gz", "csv", ("csv", "gzip")),
     ],
 )
@@ -80,7 +82,7 @@ def test_formats_from_names(name, declared, expected):
 
 
 def test_unknown_formats_ask_for_one():
-    with pytest.raises(BadInput, match="set format: csv, parquet or jsonl"):
+    with pytest.raises(BadInput, match="set format: csv, parquet, jsonl or xlsx"):
         detect_format("file:///d/x.txt")
 
 

@@ -189,7 +189,7 @@ def _resolve_spec(spec_file, data, target, task, overrides) -> PipelineSpec:
         raise BadInput("give a spec file, or --data FILE --target COLUMN")
     from mlbatch.controller.quickstart import spec_for_data
 
-    return validate_spec(spec_for_data(data, target, task), overrides, source="--data")
+    return spec_for_data(data, target, task, overrides)
 
 
 def _executor(name: str, root: str, *, namespace: str | None, context: str | None):

@@ -6,54 +6,51 @@ import re
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.csv as pa_csv
-import pyarrow.parquet as pq
 
 from mlbatch import storage
 from mlbatch.errors import BadInput
+from mlbatch.raw_tables import read_table
+from mlbatch.spec import PipelineSpec, validate_spec
+from mlbatch.spec.etl import Source
 from mlbatch.tasks import resolve_task
 
-NULL_VALUES = ["", "NA", "N/A", "NaN", "nan", "null", "NULL", "None"]
 
+def spec_for_data(data: str, target: str, task: str = "auto", overrides=()) -> PipelineSpec:
+    """A spec that reads one file and learns `target`, with the task inferred from the data.
 
-def spec_for_data(data: str, target: str, task: str = "auto") -> dict:
-    """A spec that reads one file and learns `target`, with the task inferred from the data."""
+    The file is read as the etl stage will read it: its format and CSV dialect sniffed,
+    unless an override sets them (`--set etl.sources.data.delimiter=';'`).
+    """
     uri = storage.resolve_uri(data)
     if storage.stat(uri) is None:
         raise BadInput(f"input not found: {data}")
-    column = read_column(uri, target)
-    resolved = resolve_task(task, column.to_pandas().rename(target))
     stem = Path(uri.split("/")[-1].split(".")[0]).name
     name = re.sub(r"[^a-z0-9]+", "-", stem.lower()).strip("-")[:40].strip("-") or "data"
-    return {
+    document = {
         "name": name,
         "description": f"{target} from {data}",
         "target": target,
-        "task": resolved,
+        "task": task,
         "etl": {"sources": {"data": {"uri": uri}}},
     }
+    spec = validate_spec(document, overrides, source="--data")
+    main = spec.etl.main_source
+    column = read_column(spec.etl.sources[main], spec.target, keys=f"etl.sources.{main}")
+    resolved = resolve_task(spec.task, column.to_pandas().rename(spec.target))
+    return validate_spec({**document, "task": resolved}, overrides, source="--data")
 
 
-def read_column(uri: str, column: str) -> pa.ChunkedArray:
-    """One column of a CSV or Parquet file; BadInput naming the file if it is not there."""
-    filesystem, path = storage.arrow_filesystem(uri)
-    name = uri.lower().removesuffix(".gz")
-    try:
-        if name.endswith(".parquet"):
-            columns = pq.read_schema(path, filesystem=filesystem).names
-            _check(column, columns, uri)
-            return pq.read_table(path, columns=[column], filesystem=filesystem)[column]
-        with filesystem.open_input_stream(path) as stream:
-            table = pa_csv.read_csv(
-                stream, convert_options=pa_csv.ConvertOptions(null_values=NULL_VALUES,
-                                                              strings_can_be_null=True),
-            )  # fmt: skip
-    except (pa.ArrowInvalid, UnicodeDecodeError) as error:
-        raise BadInput(f"cannot read {uri}: {error}") from None
+def read_column(source: Source, column: str, *, keys: str) -> pa.ChunkedArray:
+    """One column of the source's file; BadInput naming the file if it is not there."""
+    uri = storage.resolve_uri(source.uri)
+    table = read_table(uri, source, keys=keys)
     _check(column, table.column_names, uri)
     for field in table.schema:
         if pa.types.is_binary(field.type) or pa.types.is_large_binary(field.type):
-            raise BadInput(f"{uri}: column {field.name!r} is not UTF-8 text; re-encode the file")
+            raise BadInput(
+                f"{uri}: column {field.name!r} is not {source.encoding or 'UTF-8'} text; "
+                f"set {keys}.encoding"
+            )
     return table[column]
 
 

@@ -3,6 +3,7 @@ output and engine (docs/etl.md has the full reference)."""
 
 from __future__ import annotations
 
+import codecs
 import zoneinfo
 from typing import Annotated, Any, Literal
 
@@ -19,6 +20,7 @@ from mlbatch.spec.base import Model
 TypeName = Literal[
     "string", "bool", "int8", "int16", "int32", "int64", "float32", "float64", "date", "timestamp"
 ]  # fmt: skip
+CSV_KEYS = ("delimiter", "decimal", "encoding", "quoted_newlines")  # a source's dialect
 OnError = Literal["error", "null", "drop"]  # what to do with a value that does not parse
 Severity = Literal["error", "warn"]
 
@@ -64,7 +66,7 @@ class Source(Model):
         description="a file, a glob (raw/*.csv.gz, ** crosses folders) or a prefix (ends "
         "with /): relative to the storage root, an absolute path, or a URI"
     )
-    format: Literal["auto", "csv", "parquet", "jsonl"] = Field(
+    format: Literal["auto", "csv", "parquet", "jsonl", "xlsx"] = Field(
         default="auto", description="auto: from the file extension (.gz, .zip, ... stripped)"
     )
     columns: ColumnTypes = Field(
@@ -73,7 +75,62 @@ class Source(Model):
     on_error: OnError = Field(
         default="error", description="a value that does not parse as its column's type"
     )
-    delimiter: str = Field(default=",", min_length=1, max_length=1, description="CSV only")
+    # How CSV files are written: what is not set here is sniffed from the first MiB.
+    delimiter: str | None = Field(
+        default=None, min_length=1, max_length=1, description="CSV: the separator (, ; tab |)"
+    )
+    decimal: Literal[".", ","] | None = Field(
+        default=None, description="CSV: the decimal mark (a comma needs another separator)"
+    )
+    encoding: str | None = Field(
+        default=None,
+        description="CSV: a Python codec name; default UTF-8 (a BOM is skipped), else cp1252",
+    )
+    quoted_newlines: bool | None = Field(
+        default=None,
+        description="CSV: a quoted field may span lines (on Dask each file is then one block)",
+    )
+    sheet: str | Annotated[int, Field(ge=0)] | None = Field(
+        default=None, description=".xlsx: a sheet's name or position (from 0); default the first"
+    )
+
+    @field_validator("encoding")
+    @classmethod
+    def _text_encoding(cls, value: str | None) -> str | None:
+        """A codec Python knows that writes newlines and separators as ASCII does (the files
+        are cut at newline bytes): UTF-8, cp1252, latin-1, ... not UTF-16."""
+        if value is None:
+            return None
+        try:
+            name = codecs.lookup(value).name
+        except LookupError:
+            raise ValueError(f"unknown encoding {value!r}") from None
+        if "\n,;\t|".encode(name) != b"\n,;\t|":
+            raise ValueError(f"encoding {value!r} is not ASCII-compatible; save the file as UTF-8")
+        return name
+
+    @model_validator(mode="after")
+    def _keys_fit_the_format(self) -> Source:
+        misplaced = self.keys_not_for(self.format) if self.format != "auto" else []
+        if misplaced:
+            raise ValueError(f"{key_scope(misplaced[0])} sources, not {self.format}")
+        if self.delimiter is not None and self.delimiter == self.decimal:
+            raise ValueError(f"delimiter and decimal are both {self.delimiter!r}")
+        return self
+
+    def keys_not_for(self, fmt: str) -> list[str]:
+        """The format-specific keys set here that a file of format fmt has no use for."""
+        # Specs written before the dialect keys hold `delimiter: ","` for every source (it
+        # was the default): other formats ignore that one value, so their runs still load.
+        csv = [k for k in CSV_KEYS if getattr(self, k) is not None and k != "delimiter"]
+        csv += ["delimiter"] if self.delimiter not in (None, ",") else []
+        return (csv if fmt != "csv" else []) + (
+            ["sheet"] if self.sheet is not None and fmt != "xlsx" else []
+        )
+
+    def dialect_keys(self) -> dict:
+        """The CSV dialect this source declares (None: sniffed)."""
+        return {key: getattr(self, key) for key in CSV_KEYS}
 
     def location(self, storage_uri: str) -> str:
         """The source's URI: relative locations are under the storage root."""
@@ -82,6 +139,11 @@ class Source(Model):
         if "://" in self.uri or self.uri.startswith("/"):
             return storage.resolve_uri(self.uri)
         return storage.join(storage_uri, self.uri)
+
+
+def key_scope(key: str) -> str:
+    """How an error about a key on the wrong format begins: "sheet applies to xlsx"."""
+    return f"{key} applies to {'xlsx' if key == 'sheet' else 'CSV'}"
 
 
 class Join(Model):
