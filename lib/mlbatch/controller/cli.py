@@ -143,7 +143,7 @@ def _drive(
 
     quiet = output == Output.json or not console.is_terminal
     stages = planner.stages_for(spec)
-    empty = {"run_id": layout.run_id, "stages": cli_runs.empty_stages(stages)}
+    empty = {"run_id": layout.run_id, "stages": views.empty_stages(stages)}
     live = None if quiet else Live(views.stage_table(empty), console=console, refresh_per_second=4)
     printed: dict[str, str] = {}
 
