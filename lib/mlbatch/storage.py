@@ -10,7 +10,8 @@ import hashlib
 import os
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -116,6 +117,21 @@ def read_bytes(uri: str) -> bytes:
     return _s3_call(
         "read", uri, lambda: s3_client().get_object(Bucket=bucket, Key=key)["Body"].read()
     )
+
+
+def read_chunks(uri: str) -> Iterator[bytes]:
+    """The object in chunks of up to CHUNK bytes, never whole in memory (serving a log or a
+    report); FileNotFoundError, raised on the first chunk, if it does not exist."""
+    path = local_path(uri)
+    if path is not None:
+        with open(path, "rb") as handle:
+            while chunk := handle.read(CHUNK):
+                yield chunk
+        return
+    bucket, key = _split_s3(uri)
+    body = _s3_call("read", uri, lambda: s3_client().get_object(Bucket=bucket, Key=key)["Body"])
+    with closing(body):
+        yield from body.iter_chunks(CHUNK)
 
 
 def write_bytes(uri: str, data: bytes) -> None:
