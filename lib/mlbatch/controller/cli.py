@@ -12,7 +12,7 @@ import typer
 from rich.live import Live
 
 from mlbatch import runs, storage
-from mlbatch.controller import cli_compare, cli_models, cli_runs, planner, views
+from mlbatch.controller import cli_compare, cli_models, cli_runs, cli_ui, planner, views
 from mlbatch.controller.cli_common import (
     Output,
     OutputOption,
@@ -267,6 +267,7 @@ def demo_data(storage_option: StorageOption = None) -> None:
 cli_runs.register(app)
 cli_compare.register(app)
 cli_models.register(app)
+cli_ui.register(app)
 
 
 # Seconds between polls: a process table, a container engine, an API server (each poll
