@@ -234,3 +234,21 @@ def test_the_command_binds_loopback_and_warns_otherwise(store):
         assert get(url.replace("0.0.0.0", "127.0.0.1"), "/").status == 200
         process.terminate()
         assert "warning: listening on 0.0.0.0" in process.communicate(timeout=10)[1]
+
+
+def test_s3_storage_is_served_like_files(s3_env):
+    """The same pages, reports and logs from a real S3 server (SeaweedFS)."""
+    store = build_storage(s3_env)
+    with serving(s3_env) as url:
+        listed = rows_of(get(url, "/").text, "runs", key=1)
+        assert list(listed) == [store.created, store.running, store.newer, store.older]
+        assert "roc_auc 0.8400" in listed[store.newer]
+        rows = rows_of(get(url, f"/runs/{store.newer}").text, "stages")
+        assert "11.0s | 6.0s | 200 MB" in rows["explore"]
+        image = get(url, f"/runs/{store.newer}/explore/files/plots/curve.png")
+        assert image.headers["content-type"] == "image/png" and image.body == PNG_1X1
+        log = get(url, f"/runs/{store.running}/etl/attempts/2-0001/log")
+        assert log.text == "etl attempt 2-0001\netl committed\n"
+        assert "production → 2" in get(url, "/models").text
+        traversal = get(url, f"/runs/{store.newer}/explore/files/..%2F..%2F..%2Fspec.json")
+        assert traversal.status == 404 and "time_budget_s" not in traversal.text
