@@ -297,6 +297,29 @@ def list_uris(prefix_uri: str) -> list[str]:
     return sorted(u for u in _s3_call("list", prefix_uri, list_all) if not u.endswith("/"))
 
 
+def list_folders(prefix_uri: str) -> list[str]:
+    """The names of the folders directly under a prefix, sorted, without listing what is
+    inside them (S3: the common prefixes of a delimited listing)."""
+    path = local_path(prefix_uri)
+    if path is not None:
+        if not path.is_dir():
+            return []
+        return sorted(entry.name for entry in os.scandir(path) if entry.is_dir())
+    bucket, key = _split_s3(prefix_uri)
+    prefix = key.rstrip("/") + "/" if key else ""
+
+    def list_all() -> list[str]:
+        pages = (
+            s3_client()
+            .get_paginator("list_objects_v2")
+            .paginate(Bucket=bucket, Prefix=prefix, Delimiter="/")
+        )
+        found = (p["Prefix"] for page in pages for p in page.get("CommonPrefixes", []))
+        return [name[len(prefix) :].rstrip("/") for name in found]
+
+    return sorted(_s3_call("list", prefix_uri, list_all))
+
+
 def delete(uri: str) -> None:
     """Remove an object; a missing one is fine."""
     path = local_path(uri)

@@ -107,7 +107,7 @@ def runs_command(
 ) -> None:
     """Runs in the storage, newest first."""
     root = storage_root(storage_option)
-    rows = [views.run_row(RunLayout(root, run_id)) for run_id in runs.list_run_ids(root)[:limit]]
+    rows = [views.run_row(RunLayout(root, i)) for i in runs.list_run_ids(root, limit=limit)]
     if output == Output.json:
         sys.stdout.write(json.dumps(rows, indent=2) + "\n")
         return

@@ -43,7 +43,7 @@ def checked_run(root: str, run_id: str) -> RunLayout:
 
 def run_rows(root: str, limit: int) -> tuple[list[dict], bool]:
     """The newest `limit` runs as `mlbatch runs` lists them, and whether there are more."""
-    ids = runs.list_run_ids(root)
+    ids = runs.list_run_ids(root, limit=limit + 1)
     return [views.run_row(RunLayout(root, i)) for i in ids[:limit]], len(ids) > limit
 
 
