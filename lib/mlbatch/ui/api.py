@@ -13,10 +13,10 @@ from mlbatch.ui.pages import RUNS_SHOWN, model_name, run_facts, run_rows
 
 
 def add_routes(router: web.UrlDispatcher) -> None:
-    router.add_get("/api/runs", runs, name="api_runs")
-    router.add_get("/api/runs/{run_id}", run, name="api_run")
-    router.add_get("/api/models", models, name="api_models")
-    router.add_get("/api/models/{name}", model, name="api_model")
+    router.add_get("/api/runs", runs)
+    router.add_get("/api/runs/{run_id}", run)
+    router.add_get("/api/models", models)
+    router.add_get("/api/models/{name}", model)
 
 
 async def runs(request: web.Request) -> web.Response:

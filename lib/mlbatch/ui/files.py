@@ -24,8 +24,8 @@ TEXT = "text/plain; charset=utf-8"
 
 
 def add_routes(router: web.UrlDispatcher) -> None:
-    router.add_get("/runs/{run_id}/{stage}/files/{path:.+}", output_file, name="output")
-    router.add_get("/runs/{run_id}/{stage}/attempts/{attempt}/log", attempt_log, name="log")
+    router.add_get("/runs/{run_id}/{stage}/files/{path:.+}", output_file)
+    router.add_get("/runs/{run_id}/{stage}/attempts/{attempt}/log", attempt_log)
 
 
 def committed_output(root: str, run_id: str, stage: str, path: str) -> tuple[str, int]:

@@ -26,12 +26,12 @@ LIVE_POLL_S = 2  # how often a live run's page asks for its facts again
 
 
 def add_routes(router: web.UrlDispatcher) -> None:
-    router.add_get("/", runs_page, name="runs")
-    router.add_get("/runs/{run_id}", run_page, name="run")
-    router.add_get("/runs/{run_id}/live", run_live, name="run_live")
-    router.add_get("/compare", compare_page, name="compare")
-    router.add_get("/models", models_page, name="models")
-    router.add_get("/models/{name}", model_page, name="model")
+    router.add_get("/", runs_page)
+    router.add_get("/runs/{run_id}", run_page)
+    router.add_get("/runs/{run_id}/live", run_live)
+    router.add_get("/compare", compare_page)
+    router.add_get("/models", models_page)
+    router.add_get("/models/{name}", model_page)
 
 
 def checked_run(root: str, run_id: str) -> RunLayout:
