@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 from aiohttp import web
 
@@ -23,6 +25,7 @@ from mlbatch.ui.app import ROOT, render
 
 RUNS_SHOWN = 50  # runs on the first page of the list; "more" shows as many again
 LIVE_POLL_S = 2  # how often a live run's page asks for its facts again
+READERS = 8  # runs read at once for a list or a comparison
 
 
 def add_routes(router: web.UrlDispatcher) -> None:
@@ -44,7 +47,14 @@ def checked_run(root: str, run_id: str) -> RunLayout:
 def run_rows(root: str, limit: int) -> tuple[list[dict], bool]:
     """The newest `limit` runs as `mlbatch runs` lists them, and whether there are more."""
     ids = runs.list_run_ids(root, limit=limit + 1)
-    return [views.run_row(RunLayout(root, i)) for i in ids[:limit]], len(ids) > limit
+    return each_run(views.run_row, [RunLayout(root, i) for i in ids[:limit]]), len(ids) > limit
+
+
+def each_run(read: Callable, items: list) -> list:
+    """read(run) for every run (an id or a layout), in order, a few at a time: on S3 each
+    read is a round trip or more."""
+    with ThreadPoolExecutor(max_workers=READERS) as pool:
+        return list(pool.map(read, items))
 
 
 async def runs_page(request: web.Request) -> web.Response:
@@ -98,13 +108,13 @@ async def run_live(request: web.Request) -> web.Response:
 
 def compare_facts(root: str, run_ids: list[str]) -> dict:
     """`mlbatch compare`'s leaderboards and spec differences, with each run's row."""
-    layouts = [checked_run(root, run_id) for run_id in run_ids]
-    rows = [views.run_row(layout) for layout in layouts]
-    boards = [board for board in map(read_leaderboard, layouts) if board is not None]
+    layouts = each_run(lambda run_id: checked_run(root, run_id), run_ids)
+    rows = each_run(views.run_row, layouts)
+    boards = [board for board in each_run(read_leaderboard, layouts) if board is not None]
     return {
         "rows": rows,
         "metric_names": metric_names([row["metrics"] for row in rows]),
-        "spec_diff": spec_diff([current_spec(layout) for layout in layouts]),
+        "spec_diff": spec_diff(each_run(current_spec, layouts)),
         "boards": boards, "families": family_rows(boards),
         "without_board": [r["run_id"] for r in rows if r["run_id"] not in
                           {b["run_id"] for b in boards}],
