@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from aiohttp import web
 
-from mlbatch import registry, runs
+from mlbatch import registry, runs, storage
 from mlbatch.controller import views
 from mlbatch.controller.cli_compare import current_spec, family_rows, read_leaderboard, spec_diff
 from mlbatch.controller.cli_models import model_rows, model_versions
@@ -25,7 +25,7 @@ from mlbatch.ui.app import ROOT, render
 
 RUNS_SHOWN = 50  # runs on the first page of the list; "more" shows as many again
 LIVE_POLL_S = 2  # how often a live run's page asks for its facts again
-READERS = 8  # runs read at once for a list or a comparison
+READERS = 8  # runs read at once from S3 for a list or a comparison
 
 
 def add_routes(router: web.UrlDispatcher) -> None:
@@ -47,12 +47,15 @@ def checked_run(root: str, run_id: str) -> RunLayout:
 def run_rows(root: str, limit: int) -> tuple[list[dict], bool]:
     """The newest `limit` runs as `mlbatch runs` lists them, and whether there are more."""
     ids = runs.list_run_ids(root, limit=limit + 1)
-    return each_run(views.run_row, [RunLayout(root, i) for i in ids[:limit]]), len(ids) > limit
+    rows = each_run(views.run_row, [RunLayout(root, i) for i in ids[:limit]], root=root)
+    return rows, len(ids) > limit
 
 
-def each_run(read: Callable, items: list) -> list:
-    """read(run) for every run (an id or a layout), in order, a few at a time: on S3 each
-    read is a round trip or more."""
+def each_run(read: Callable, items: list, *, root: str) -> list:
+    """read(run) for every run (an id or a layout), in order. On S3 each read is a round
+    trip, so a few go at once; local files are read faster than threads would start."""
+    if storage.local_path(root) is not None:
+        return list(map(read, items))
     with ThreadPoolExecutor(max_workers=READERS) as pool:
         return list(pool.map(read, items))
 
@@ -108,13 +111,13 @@ async def run_live(request: web.Request) -> web.Response:
 
 def compare_facts(root: str, run_ids: list[str]) -> dict:
     """`mlbatch compare`'s leaderboards and spec differences, with each run's row."""
-    layouts = each_run(lambda run_id: checked_run(root, run_id), run_ids)
-    rows = each_run(views.run_row, layouts)
-    boards = [board for board in each_run(read_leaderboard, layouts) if board is not None]
+    layouts = each_run(lambda run_id: checked_run(root, run_id), run_ids, root=root)
+    rows = each_run(views.run_row, layouts, root=root)
+    boards = [b for b in each_run(read_leaderboard, layouts, root=root) if b is not None]
     return {
         "rows": rows,
         "metric_names": metric_names([row["metrics"] for row in rows]),
-        "spec_diff": spec_diff(each_run(current_spec, layouts)),
+        "spec_diff": spec_diff(each_run(current_spec, layouts, root=root)),
         "boards": boards, "families": family_rows(boards),
         "without_board": [r["run_id"] for r in rows if r["run_id"] not in
                           {b["run_id"] for b in boards}],
