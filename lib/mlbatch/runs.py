@@ -172,15 +172,21 @@ def controller_alive(state: dict | None, *, stale_after_s: float) -> bool:
     return True
 
 
-def list_run_ids(storage_uri: str) -> list[str]:
-    """Run ids under a storage root, newest first (run ids sort by time)."""
+def list_run_ids(storage_uri: str, *, limit: int | None = None) -> list[str]:
+    """Run ids under a storage root, newest first (run ids sort by time); at most `limit`.
+
+    Lists the run folders, not their contents, and checks each one's spec.json only until
+    `limit` are found: a runs page costs the same with ten runs or ten thousand objects.
+    """
     prefix = runs_prefix(storage_uri)
-    ids = {
-        uri[len(prefix) + 1 :].split("/", 1)[0]
-        for uri in storage.list_uris(prefix)
-        if uri.endswith("/spec.json")
-    }
-    return sorted((i for i in ids if RUN_ID_PATTERN.match(i)), reverse=True)
+    named = (n for n in reversed(storage.list_folders(prefix)) if RUN_ID_PATTERN.match(n))
+    found = []
+    for run_id in named:
+        if limit is not None and len(found) >= limit:
+            break
+        if storage.exists(storage.join(prefix, run_id, SPEC_NAME)):
+            found.append(run_id)
+    return found
 
 
 def run_id_named(storage_uri: str, name: str) -> str | None:

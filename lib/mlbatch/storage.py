@@ -10,7 +10,8 @@ import hashlib
 import os
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -116,6 +117,21 @@ def read_bytes(uri: str) -> bytes:
     return _s3_call(
         "read", uri, lambda: s3_client().get_object(Bucket=bucket, Key=key)["Body"].read()
     )
+
+
+def read_chunks(uri: str) -> Iterator[bytes]:
+    """The object in chunks of up to CHUNK bytes, never whole in memory (serving a log or a
+    report); FileNotFoundError, raised on the first chunk, if it does not exist."""
+    path = local_path(uri)
+    if path is not None:
+        with open(path, "rb") as handle:
+            while chunk := handle.read(CHUNK):
+                yield chunk
+        return
+    bucket, key = _split_s3(uri)
+    body = _s3_call("read", uri, lambda: s3_client().get_object(Bucket=bucket, Key=key)["Body"])
+    with closing(body):
+        yield from body.iter_chunks(CHUNK)
 
 
 def write_bytes(uri: str, data: bytes) -> None:
@@ -279,6 +295,29 @@ def list_uris(prefix_uri: str) -> list[str]:
         return [f"s3://{bucket}/{obj['Key']}" for page in pages for obj in page.get("Contents", [])]
 
     return sorted(u for u in _s3_call("list", prefix_uri, list_all) if not u.endswith("/"))
+
+
+def list_folders(prefix_uri: str) -> list[str]:
+    """The names of the folders directly under a prefix, sorted, without listing what is
+    inside them (S3: the common prefixes of a delimited listing)."""
+    path = local_path(prefix_uri)
+    if path is not None:
+        if not path.is_dir():
+            return []
+        return sorted(entry.name for entry in os.scandir(path) if entry.is_dir())
+    bucket, key = _split_s3(prefix_uri)
+    prefix = key.rstrip("/") + "/" if key else ""
+
+    def list_all() -> list[str]:
+        pages = (
+            s3_client()
+            .get_paginator("list_objects_v2")
+            .paginate(Bucket=bucket, Prefix=prefix, Delimiter="/")
+        )
+        found = (p["Prefix"] for page in pages for p in page.get("CommonPrefixes", []))
+        return [name[len(prefix) :].rstrip("/") for name in found]
+
+    return sorted(_s3_call("list", prefix_uri, list_all))
 
 
 def delete(uri: str) -> None:

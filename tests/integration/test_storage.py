@@ -62,6 +62,13 @@ def test_list_uris_recursive_sorted_and_prefix_bounded(root):
     assert len(storage.list_uris(root)) == 5
 
 
+def test_list_folders_names_only_the_level_below(root):
+    for name in ["runs/b/spec.json", "runs/a/x/y.txt", "runs/file.txt", "runsx/c/d.txt"]:
+        storage.write_bytes(storage.join(root, name), b"1")
+    assert storage.list_folders(storage.join(root, "runs")) == ["a", "b"]
+    assert storage.list_folders(storage.join(root, "missing")) == []
+
+
 def test_upload_download_sha256(root, tmp_path):
     payload = bytes(range(256)) * 9000  # > 2 MiB: several hash chunks, a multipart-size body
     source = tmp_path / "source.bin"

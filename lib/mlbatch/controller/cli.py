@@ -12,7 +12,15 @@ import typer
 from rich.live import Live
 
 from mlbatch import runs, storage
-from mlbatch.controller import cli_compare, cli_mlflow, cli_models, cli_runs, planner, views
+from mlbatch.controller import (
+    cli_compare,
+    cli_mlflow,
+    cli_models,
+    cli_runs,
+    cli_ui,
+    planner,
+    views,
+)
 from mlbatch.controller.cli_common import (
     Output,
     OutputOption,
@@ -144,7 +152,7 @@ def _drive(
 
     quiet = output == Output.json or not console.is_terminal
     stages = planner.stages_for(spec)
-    empty = {"run_id": layout.run_id, "stages": cli_runs.empty_stages(stages)}
+    empty = {"run_id": layout.run_id, "stages": views.empty_stages(stages)}
     live = None if quiet else Live(views.stage_table(empty), console=console, refresh_per_second=4)
     printed: dict[str, str] = {}
 
@@ -270,6 +278,7 @@ cli_runs.register(app)
 cli_compare.register(app)
 cli_models.register(app)
 cli_mlflow.register(app)
+cli_ui.register(app)
 
 
 # Seconds between polls: a process table, a container engine, an API server (each poll

@@ -36,11 +36,7 @@ def models(
     if context.invoked_subcommand is not None:
         return
     root = storage_root(storage_option)
-    rows = []
-    for name in registry.model_names(root):
-        numbers = [v["version"] for v in registry.versions(root, name)]
-        pointers = {a: alias.version for a, alias in registry.aliases(root, name).items()}
-        rows.append({"name": name, "versions": numbers, "aliases": pointers})
+    rows = model_rows(root)
     if output == Output.json:
         _print_json(rows)
         return
@@ -101,23 +97,39 @@ def show(
         console.print(f"  {uri} sha256:{digest[:12]}", highlight=False, soft_wrap=True)
 
 
-def _show_versions(root: str, name: str, output: Output) -> None:
+def model_rows(root: str) -> list[dict]:
+    """Every registered model: its version numbers and where its aliases point."""
+    rows = []
+    for name in registry.model_names(root):
+        numbers = [v["version"] for v in registry.versions(root, name)]
+        pointers = {a: alias.version for a, alias in registry.aliases(root, name).items()}
+        rows.append({"name": name, "versions": numbers, "aliases": pointers})
+    return rows
+
+
+def model_versions(root: str, name: str) -> dict:
+    """A model's version records (oldest first) and its aliases with their histories;
+    BadInput if no such model."""
     records = registry.versions(root, name)
     if not records:
         raise BadInput(f"no model named {name!r} in {root}")
     pointers = registry.aliases(root, name)
+    return {"name": name, "versions": records,
+            "aliases": {a: p.document() for a, p in sorted(pointers.items())}}  # fmt: skip
+
+
+def _show_versions(root: str, name: str, output: Output) -> None:
+    shown = model_versions(root, name)
     if output == Output.json:
-        _print_json({"name": name, "versions": records,
-                     "aliases": {a: p.document() for a, p in pointers.items()}})  # fmt: skip
+        _print_json(shown)
         return
+    records, pointers = shown["versions"], shown["aliases"]
     table = Table(title=f"model {name}", title_justify="left")
     # No registration time: the run id starts with it.
     for column in ("version", "aliases", "run", "family", "metric"):
         table.add_column(column, no_wrap=column in ("run", "metric"))
     for record in records:
-        aliases = ", ".join(
-            a for a, p in sorted(pointers.items()) if p.version == record["version"]
-        )
+        aliases = ", ".join(a for a, p in pointers.items() if p["version"] == record["version"])
         metric = record.get("metric") or {}
         shown = f"{metric['name']} {metric['value']:.4f}" if metric.get("value") is not None else ""
         table.add_row(str(record["version"]), aliases, record["run_id"],

@@ -21,7 +21,7 @@ from mlbatch.controller.cli_common import (
 )
 from mlbatch.errors import BadInput
 from mlbatch.runs import RunLayout
-from mlbatch.spec.base import ALL_STAGES, STAGES
+from mlbatch.spec.base import ALL_STAGES
 
 RunIdArgument = Annotated[
     str, typer.Argument(help="Run id (see `mlbatch runs`), or the run's name (--run-name).")
@@ -44,11 +44,7 @@ def status(
 ) -> None:
     """Stages, states, profiles and what was taken from the cache, for one run."""
     layout = open_run(storage_option, run_id)
-    state = runs.read_state(layout) or {
-        "run_id": layout.run_id,
-        "stages": empty_stages(),
-        "state": "created",
-    }
+    state = views.run_state(layout)
     final = views.summary(layout, state)
     if output == Output.json:
         sys.stdout.write(json.dumps(final, indent=2) + "\n")
@@ -111,29 +107,19 @@ def runs_command(
 ) -> None:
     """Runs in the storage, newest first."""
     root = storage_root(storage_option)
-    rows = []
-    for run_id in runs.list_run_ids(root)[:limit]:
-        layout = RunLayout(root, run_id)
-        state = runs.read_state(layout) or {}
-        finished = state.get("state") in ("succeeded", "rejected")
-        metrics = views.summary(layout, state)["metrics"] if finished else {}
-        rows.append({
-            "run_id": run_id,
-            "spec": state.get("spec_name", ""),
-            "state": state.get("state", "created"),
-            "metrics": {k: v for k, v in metrics.items() if isinstance(v, float)},
-        })  # fmt: skip
+    rows = [views.run_row(RunLayout(root, i)) for i in runs.list_run_ids(root, limit=limit)]
     if output == Output.json:
         sys.stdout.write(json.dumps(rows, indent=2) + "\n")
         return
     from rich.table import Table
 
     table = Table(title=f"runs in {root}", title_justify="left")
-    for column in ("run", "spec", "state", "metrics"):
-        table.add_column(column)
+    for column in ("run", "spec", "state", "time", "test metric"):
+        table.add_column(column, justify="right" if column == "time" else "left")
     for row in rows:
-        shown = ", ".join(f"{k} {v:.3f}" for k, v in list(row["metrics"].items())[:3])
-        table.add_row(row["run_id"], row["spec"], row["state"], shown)
+        headline = row["headline"]
+        shown = f"{headline['name']} {headline['value']:.4f}" if headline else ""
+        table.add_row(row["run_id"], row["spec"], row["state"], views.seconds(row["wall_s"]), shown)
     console.print(table)
 
 
@@ -192,10 +178,6 @@ def gc(
     for run_id in result.runs_skipped:
         console.print(f"skipped {run_id}: a controller is driving it", highlight=False)
     console.print(f"{verb} {len(result.objects)} objects in {result.runs_checked} runs")
-
-
-def empty_stages(stages: tuple[str, ...] = STAGES) -> dict:
-    return {s: {"state": "PENDING", "attempts": []} for s in stages}
 
 
 def register(app: typer.Typer) -> None:

@@ -6,17 +6,51 @@ import time
 
 from rich.table import Table
 
-from mlbatch import storage
+from mlbatch import runs, storage
 from mlbatch.controller.cli_common import console, errors
 from mlbatch.manifest import load_manifest
 from mlbatch.notes import run_notes
 from mlbatch.runs import RunLayout
+from mlbatch.spec.base import STAGES
 
 STATE_STYLE = {
     "SUCCEEDED": "green", "RUNNING": "cyan", "PENDING": "dim", "FAILED": "red",
     "REJECTED": "yellow", "CANCELLED": "magenta", "SKIPPED": "dim",
 }  # fmt: skip
 REPORTS = {stage: "report.html" for stage in ("explore", "features", "train", "evaluate")}
+
+
+def stage_rows(state: dict) -> list[dict]:
+    """The facts of the stage table, one dict per stage: state, attempts (ids and states),
+    time, CPU seconds and peak MB (None where there is nothing to show), cached_from, note."""
+    rows = []
+    for stage, record in state["stages"].items():
+        attempts = record["attempts"]
+        last = attempts[-1] if attempts else {}
+        # A cached stage's profile is the run it came from: its cost here was a copy.
+        profile = {} if record.get("cached_from") else last.get("profile") or {}
+        if profile:
+            elapsed = profile["wall_s"]
+        elif last.get("started") and not record.get("cached_from"):
+            elapsed = (last.get("ended") or time.time()) - last["started"]
+        else:
+            elapsed = None
+        rows.append({
+            "stage": stage, "state": record["state"],
+            "attempts": [{"id": a["id"], "state": a.get("state", "")} for a in attempts],
+            "time_s": elapsed, "cpu_s": profile.get("cpu_s"),
+            "peak_rss_mb": profile.get("peak_rss_mb"),
+            "cached_from": record.get("cached_from"), "note": _note(record),
+        })  # fmt: skip
+    return rows
+
+
+def seconds(value: float | None) -> str:
+    return f"{value:.1f}s" if value is not None else ""
+
+
+def megabytes(value: float | None) -> str:
+    return f"{value:.0f} MB" if value is not None else ""
 
 
 def stage_table(state: dict, *, title: str | None = None) -> Table:
@@ -26,27 +60,16 @@ def stage_table(state: dict, *, title: str | None = None) -> Table:
         table.add_column(
             column, justify="right" if column in ("time", "cpu", "peak mem") else "left"
         )
-    for stage in state["stages"]:
-        record = state["stages"][stage]
-        attempts = record["attempts"]
-        last = attempts[-1] if attempts else {}
-        # A cached stage's profile is the run it came from: its cost here was a copy.
-        profile = {} if record.get("cached_from") else last.get("profile") or {}
-        if profile:
-            elapsed = f"{profile['wall_s']:.1f}s"
-        elif last.get("started") and not record.get("cached_from"):
-            elapsed = f"{(last.get('ended') or time.time()) - last['started']:.1f}s"
-        else:
-            elapsed = ""
-        style = STATE_STYLE.get(record["state"], "")
+    for row in stage_rows(state):
+        style = STATE_STYLE.get(row["state"], "")
         table.add_row(
-            stage,
-            f"[{style}]{record['state'].lower()}[/]",
-            str(len(attempts)) if attempts else "",
-            elapsed,
-            f"{profile['cpu_s']:.1f}s" if profile else "",
-            f"{profile['peak_rss_mb']:.0f} MB" if profile else "",
-            _note(record),
+            row["stage"],
+            f"[{style}]{row['state'].lower()}[/]",
+            str(len(row["attempts"])) if row["attempts"] else "",
+            seconds(row["time_s"]),
+            seconds(row["cpu_s"]),
+            megabytes(row["peak_rss_mb"]),
+            row["note"],
         )
     return table
 
@@ -91,6 +114,47 @@ def summary(layout: RunLayout, state: dict) -> dict:
         "notes": run_notes(per_stage),  # what a person must not miss (suspected leaks, ...)
         **({"mlflow": state["mlflow"]} if state.get("mlflow") else {}),  # its MLflow mirror
     }
+
+
+def run_state(layout: RunLayout) -> dict:
+    """The run's run.json; a run no controller has started yet is `created`, stages pending."""
+    return runs.read_state(layout) or {
+        "run_id": layout.run_id, "stages": empty_stages(), "state": "created",
+    }  # fmt: skip
+
+
+def empty_stages(stages: tuple[str, ...] = STAGES) -> dict:
+    return {s: {"state": "PENDING", "attempts": []} for s in stages}
+
+
+def run_row(layout: RunLayout) -> dict:
+    """A run as the runs list shows it, from run.json and (once it ended with test metrics)
+    evaluate's manifest: small reads, never a stage's outputs."""
+    state = runs.read_state(layout) or {}
+    ended = state.get("state") in ("succeeded", "rejected")
+    loaded = load_manifest(layout, "evaluate") if ended else None
+    metrics = loaded[0].metrics if loaded is not None else {}
+    return {
+        "run_id": layout.run_id,
+        "spec": state.get("spec_name", ""),
+        "state": state.get("state", "created"),
+        "created": state.get("created"),
+        "wall_s": _wall_s(state),
+        "metrics": {k: v for k, v in metrics.items() if isinstance(v, float)},
+        "headline": headline(layout, metrics),
+    }
+
+
+def headline(layout: RunLayout, metrics: dict) -> dict | None:
+    """The test metric a run is judged by: the one its promotion compared (the spec's
+    registry metric, else the task's tuning metric); without a registry, train's tuning
+    metric."""
+    name = (metrics.get("promotion") or {}).get("metric")
+    if name is None and metrics:
+        loaded = load_manifest(layout, "train")
+        name = loaded[0].metrics.get("tuning_metric") if loaded is not None else None
+    value = metrics.get(name)
+    return {"name": name, "value": value} if isinstance(value, float) else None
 
 
 def _wall_s(state: dict) -> float | None:
