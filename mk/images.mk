@@ -1,6 +1,7 @@
-# Container images: one per stage plus the controller, and an optional local base image
-# built from Debian packages (no registry needed). docs/images.md explains both paths;
-# the Makefile includes this file (and so does mk/kind.mk, whose `kind-load` loads them).
+# Container images: a shared runtime, one image per stage plus the controller on it, and
+# an optional local base image built from Debian packages (no registry needed).
+# docs/images.md explains both paths; the Makefile includes this file (and so does
+# mk/kind.mk, whose `kind-load` loads them).
 #
 #   make images                                   # FROM python:3.11-slim (pulled)
 #   sudo make base-image                          # a local Debian base, pulls nothing
@@ -32,12 +33,17 @@ need_code_version = $(IMAGES_PYTHON) -m mlbatch.codeversion >/dev/null || { echo
 
 .PHONY: images images-prune base-image
 
-images: ## build every stage image and the controller image, tagged with the code version
+images: ## build the shared runtime image, then every stage image and the controller's
 	@$(need_code_version)
-	@for name in $(IMAGE_NAMES); do \
+	@runtime=$(IMAGE_REPOSITORY)-runtime:$$($(IMAGES_PYTHON) -m mlbatch.codeversion --runtime); \
+	echo "building $$runtime with $(CONTAINER_ENGINE)"; start=$$(date +%s); \
+	$(CONTAINER_ENGINE) build $(strip $(IMAGE_BUILD_FLAGS) $(ENGINE_BUILD_FLAGS)) --build-arg BASE_IMAGE=$(BASE_IMAGE) \
+	  -t $$runtime -f images/runtime/Dockerfile . || exit 1; \
+	echo "::: image runtime: $$(( $$(date +%s) - start ))s"; \
+	for name in $(IMAGE_NAMES); do \
 	  tag=$(images_tag); image=$(IMAGE_REPOSITORY)-$$name:$$tag; \
 	  echo "building $$image with $(CONTAINER_ENGINE)"; start=$$(date +%s); \
-	  $(CONTAINER_ENGINE) build $(strip $(IMAGE_BUILD_FLAGS) $(ENGINE_BUILD_FLAGS)) --build-arg BASE_IMAGE=$(BASE_IMAGE) \
+	  $(CONTAINER_ENGINE) build $(strip $(IMAGE_BUILD_FLAGS) $(ENGINE_BUILD_FLAGS)) --build-arg RUNTIME_IMAGE=$$runtime \
 	    --build-arg CODE_VERSION=$$tag \
 	    -t $$image -f images/$$name/Dockerfile . || exit 1; \
 	  echo "::: image $$name: $$(( $$(date +%s) - start ))s"; \
@@ -49,8 +55,8 @@ images: ## build every stage image and the controller image, tagged with the cod
 # an image by any of its names and lists them all: only this repository's names go.
 images-prune: ## remove mlbatch images of other code versions, then dangling images
 	@$(need_code_version)
-	@for name in $(IMAGE_NAMES); do \
-	  tag=$(images_tag); \
+	@for name in runtime $(IMAGE_NAMES); do \
+	  if [ $$name = runtime ]; then tag=$$($(IMAGES_PYTHON) -m mlbatch.codeversion --runtime); else tag=$(images_tag); fi; \
 	  $(CONTAINER_ENGINE) images --format '{{.Repository}}:{{.Tag}}' \
 	    --filter reference=$(IMAGE_REPOSITORY)-$$name \
 	    | grep -x "$(IMAGE_REPOSITORY)-$$name:.*" | grep -vx "$(IMAGE_REPOSITORY)-$$name:$$tag" \

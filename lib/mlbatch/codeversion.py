@@ -1,5 +1,5 @@
 """The code version: a hash of a stage's package, the shared library, the constraints and
-the stage's requirements in pyproject.toml (what its image installs).
+the requirements in pyproject.toml that the images install.
 
 It keys the cache and tags the images. Images bake it in as MLBATCH_CODE_VERSION, since an
 installed package may not carry the constraints file it was built with.
@@ -16,6 +16,8 @@ from pathlib import Path
 
 LIBRARY_DIR = Path(__file__).resolve().parent
 ENV_VAR = "MLBATCH_CODE_VERSION"
+# The extras every image installs (images/requirements.py --images lists the same).
+IMAGE_EXTRAS = ("etl", "explore", "features", "train", "evaluate", "predict", "kubernetes")
 
 
 def _source_files(root: Path) -> list[Path]:
@@ -30,15 +32,19 @@ def _constraints_file() -> Path | None:
     return candidate if candidate.is_file() else None
 
 
-def _requirements(constraints: Path, stage: str | None) -> bytes:
-    """The requirements an image of the stage installs (the controller's: kubernetes), from
-    the pyproject.toml beside the constraints file; other edits to it change nothing."""
+def _requirements(constraints: Path) -> bytes:
+    """The requirements the images install (every stage's and the controller's: one shared
+    runtime, images/runtime/Dockerfile), from the pyproject.toml beside the constraints
+    file; other edits to it change nothing."""
     pyproject = constraints.parent / "pyproject.toml"
     if not pyproject.is_file():
         return b""
     project = tomllib.loads(pyproject.read_text())["project"]
-    extra = project.get("optional-dependencies", {}).get(stage or "kubernetes", [])
-    return "\n".join([*project.get("dependencies", []), "--", *extra]).encode()
+    extras = project.get("optional-dependencies", {})
+    lines = list(project.get("dependencies", []))
+    for extra in IMAGE_EXTRAS:
+        lines += ["--", *extras.get(extra, [])]
+    return "\n".join(lines).encode()
 
 
 @lru_cache
@@ -63,10 +69,22 @@ def code_version(stage: str | None = None) -> str:
     constraints = _constraints_file()
     if constraints is not None:
         digest.update(b"constraints.txt\0" + constraints.read_bytes())
-        digest.update(b"pyproject.toml\0" + _requirements(constraints, stage))
+        digest.update(b"pyproject.toml\0" + _requirements(constraints))
     return digest.hexdigest()[:12]
 
 
+def runtime_version() -> str:
+    """The tag of the runtime image every image builds on: it holds every stage's code."""
+    import mlbatch_jobs
+
+    packages = Path(mlbatch_jobs.__file__).parent
+    stages = sorted(p.name for p in packages.iterdir() if (p / "__main__.py").is_file())
+    versions = [code_version(stage) for stage in stages] + [code_version()]
+    return hashlib.sha256(" ".join(versions).encode()).hexdigest()[:12]
+
+
 if __name__ == "__main__":
-    # `python -m mlbatch.codeversion [STAGE]`: the image tag of a stage (or the controller).
-    sys.stdout.write(code_version(sys.argv[1] if len(sys.argv) > 1 else None) + "\n")
+    # `python -m mlbatch.codeversion [STAGE | --runtime]`: the image tag of a stage (or the
+    # controller, or the runtime image they share).
+    argument = sys.argv[1] if len(sys.argv) > 1 else None
+    sys.stdout.write((runtime_version() if argument == "--runtime" else code_version(argument)) + "\n")

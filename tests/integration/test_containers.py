@@ -205,8 +205,8 @@ for name in names:
 
 @pytest.mark.parametrize("stage", [*STAGES, "predict"])
 def test_every_module_of_a_stage_imports_in_its_image(podman, stage):
-    """A stage's extra in pyproject.toml must carry all it imports: the local venv has
-    every extra, so only the image can tell. .ci/run builds every image first."""
+    """The shared runtime must carry all a stage imports, run as the image runs it (read-only,
+    no network, not root). .ci/run builds every image first."""
     image = f"localhost/mlbatch-{stage}:{code_version(stage)}"
     if subprocess.run([podman, "image", "exists", image]).returncode != 0:
         unavailable(f"{image} is not built (make images)")
