@@ -9,6 +9,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from mlbatch.codeversion import ENV_VAR as CODE_VERSION_ENV
+from mlbatch.codeversion import code_version
 from mlbatch.errors import BadInput, MlbatchError
 from mlbatch_jobs.etl.engine_choice import available_bytes
 
@@ -62,7 +64,24 @@ def _remote_client(address: str) -> Iterator[object]:
                 f"the Dask scheduler at {address} has no workers after {timeout:g} s"
             ) from None
         print(f"dask: scheduler {address}, {len(client.nthreads())} workers")
+        _check_code_version(client, address)
         yield client
+
+
+def _check_code_version(client, address: str) -> None:
+    """Workers run the task functions of their own image: it must be this etl code (the
+    chart's dask.imageTag). Workers that do not say (no MLBATCH_CODE_VERSION) are trusted."""
+    ours = code_version("etl")
+    theirs = client.run(os.getenv, CODE_VERSION_ENV)  # os.environ.get would pickle ours
+    for worker, version in sorted(theirs.items()):
+        if version and version != ours:
+            raise BadInput(
+                f"the Dask worker {worker} (scheduler {address}) runs etl code {version}, but "
+                f"this stage is {ours}: redeploy the chart with dask.imageTag={ours}"
+            )
+    if not all(theirs.values()):
+        print(f"dask: some workers do not say their code version ({CODE_VERSION_ENV}); "
+              "tasks run whatever code they have")  # fmt: skip
 
 
 def require_shared_files(client, paths: list[Path]) -> None:

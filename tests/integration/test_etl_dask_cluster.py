@@ -22,6 +22,8 @@ from table_hash import sorted_sha256
 from test_etl_stage import flights_etl, flights_raw, make_run, read_table, run_etl
 
 from mlbatch import storage
+from mlbatch.codeversion import ENV_VAR as CODE_VERSION_ENV
+from mlbatch.codeversion import code_version
 from mlbatch.errors import BadInput
 from mlbatch.manifest import load_manifest
 from mlbatch_jobs.etl import dask_cluster
@@ -83,7 +85,8 @@ class DaskProcesses:
 def dask_processes(seaweedfs, tmp_path_factory):
     """A scheduler and two single-thread workers with 1 GiB each; the workers get the S3
     keys in their environment, as the chart's worker pods get them from the Secret."""
-    cluster = DaskProcesses(tmp_path_factory.mktemp("dask"), {**os.environ, **seaweedfs.env()})
+    env = {**os.environ, **seaweedfs.env(), CODE_VERSION_ENV: code_version("etl")}  # as images
+    cluster = DaskProcesses(tmp_path_factory.mktemp("dask"), env)
     try:
         cluster.start(workers=2)
         with Client(cluster.address, timeout=START_TIMEOUT_S) as client:
@@ -165,6 +168,18 @@ def test_file_storage_the_workers_cannot_see_is_one_clear_error(client, tmp_path
     assert str(error.value).startswith("file:// storage on a remote Dask cluster: worker tcp://")
     assert f"cannot see {elsewhere} " in str(error.value)
     dask_cluster.require_shared_files(client, [tmp_path])  # what they share passes
+
+
+def test_workers_of_other_etl_code_are_one_clear_error(file_storage, dask_processes):
+    """Workers left on an older image (the chart's dask.imageTag not bumped)."""
+    flights_raw(file_storage)
+    layout = make_run(file_storage, flights_etl(engine="dask"))
+    env = {"DASK_SCHEDULER_ADDRESS": dask_processes.address, CODE_VERSION_ENV: "0123456789ab"}
+    result = run_etl(layout, env)
+    assert result.returncode == 2, result.stdout + result.stderr
+    last = (result.stdout + result.stderr).strip().splitlines()[-1]
+    assert f"runs etl code {code_version('etl')}, but this stage is 0123456789ab" in last
+    assert "redeploy the chart with dask.imageTag=0123456789ab" in last
 
 
 def test_an_unreachable_scheduler_is_one_line_and_retryable(file_storage):
