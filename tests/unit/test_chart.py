@@ -627,6 +627,8 @@ def test_the_ray_cluster_renders_only_where_the_cluster_serves_ray_io_v1():
 
 def test_the_dask_cluster_runs_the_etl_image_and_reaches_only_the_etl_stage():
     assert not find(rendered("kind"), "Deployment")  # off by default
+    notes = render_files(scenario_values("dask"))["mlbatch/templates/NOTES.txt"]
+    assert "scheduler tcp://mlbatch-dask-scheduler.ml.svc:8786" in notes
     assert "DASK_SCHEDULER_ADDRESS" not in one(rendered("kind"), "ConfigMap", "-settings")["data"]
     objects = rendered("dask")
     scheduler = one(objects, "Deployment", "-dask-scheduler")
