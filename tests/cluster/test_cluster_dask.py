@@ -114,19 +114,21 @@ def read_table(layout: runs.RunLayout):
 
 
 def test_the_etl_stage_runs_on_both_dask_workers_and_matches_pandas(
-    cluster, release, dask_cluster, host_storage, demo_spec
+    cluster, release, dask_cluster, host_storage, demo_spec, tmp_path
 ):
     storage_uri, env = host_storage
     assert mlbatch("demo-data", "--storage", storage_uri, env=env).returncode == 0
     in_scheduler(cluster, release, INSTALL)
     name = f"mlbatch-ci-dask-{int(time.time())}"
-    controller = subprocess.Popen(
-        [sys.executable, "-m", "mlbatch.controller.cli", "run", str(demo_spec),
-         "--executor", "kubernetes", "--namespace", release, "--context", "mlbatch",
-         "--storage", storage_uri, "--run-name", name, "--force", "etl",
-         "--set", f"etl.dask.partition_mb={PARTITION_MB}", "--output", "json"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**cluster.env, **env},
-    )  # fmt: skip
+    log = tmp_path / "controller.log"  # a file, not a pipe nobody reads while it runs
+    with log.open("w") as sink:
+        controller = subprocess.Popen(
+            [sys.executable, "-m", "mlbatch.controller.cli", "run", str(demo_spec),
+             "--executor", "kubernetes", "--namespace", release, "--context", "mlbatch",
+             "--storage", storage_uri, "--run-name", name, "--force", "etl",
+             "--set", f"etl.dask.partition_mb={PARTITION_MB}", "--output", "json"],
+            stdout=sink, stderr=subprocess.STDOUT, env={**cluster.env, **env},
+        )  # fmt: skip
     try:
         # Meanwhile, the same etl on this machine with the pandas engine.
         document = parse_yaml(demo_spec.read_text())
@@ -141,7 +143,7 @@ def test_the_etl_stage_runs_on_both_dask_workers_and_matches_pandas(
         assert by_pandas.returncode == 0, by_pandas.stdout[-3000:] + by_pandas.stderr[-3000:]
         status = wait_until(
             "the cluster run's etl stage to commit",
-            lambda: _etl_done(storage_uri, env, name, controller),
+            lambda: _etl_done(storage_uri, env, name, controller, log),
             timeout=240,
             interval=3,
         )
@@ -171,11 +173,11 @@ def test_the_etl_stage_runs_on_both_dask_workers_and_matches_pandas(
     assert set(by_ip) == dask_cluster and min(by_ip.values()) > 0, (by_ip, dask_cluster)
 
 
-def _etl_done(storage_uri: str, env: dict, name: str, controller) -> dict | None:
+def _etl_done(storage_uri: str, env: dict, name: str, controller, log) -> dict | None:
     run = find_run(storage_uri, env, name)
     state = ((run or {}).get("stages", {}).get("etl") or {}).get("state")
     if state in ("succeeded", "failed"):
         return run
     if controller.poll() is not None:  # ended before etl did: say why
-        raise AssertionError(controller.stdout.read()[-4000:])
+        raise AssertionError(log.read_text()[-4000:])
     return None
