@@ -49,7 +49,10 @@ def dask_client(*, workers: int | None, scratch: Path) -> Iterator[tuple[object,
 def _remote_client(address: str) -> Iterator[object]:
     from distributed import Client
 
-    timeout = float(os.environ.get(CONNECT_TIMEOUT_ENV) or CONNECT_TIMEOUT_S)
+    try:
+        timeout = float(os.environ.get(CONNECT_TIMEOUT_ENV) or CONNECT_TIMEOUT_S)
+    except ValueError:
+        raise BadInput(f"{CONNECT_TIMEOUT_ENV} must be a number of seconds") from None
     try:
         client = Client(address, timeout=timeout)
     except (OSError, TimeoutError) as error:
