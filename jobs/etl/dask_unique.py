@@ -9,6 +9,7 @@ import pandas as pd
 import pyarrow as pa
 
 from mlbatch_jobs.etl.output import read_part
+from mlbatch_jobs.etl.row_hash import row_hashes
 from mlbatch_jobs.etl.validation import duplicate_keys
 
 HASH = "hash"
@@ -16,8 +17,7 @@ HASH = "hash"
 
 def key_hashes(table: pa.Table, columns: list[str]) -> pd.DataFrame:
     """One 64-bit hash per row of its key, the same in every process."""
-    keys = table.select(columns).to_pandas(types_mapper=pd.ArrowDtype)
-    return pd.DataFrame({HASH: pd.util.hash_pandas_object(keys, index=False).to_numpy()})
+    return pd.DataFrame({HASH: row_hashes(table.select(columns))})
 
 
 def repeated_hashes(frames: list, *, partitions: int):

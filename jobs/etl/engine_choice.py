@@ -1,5 +1,6 @@
-"""`engine: auto`: the pandas engine when the inputs fit comfortably in the memory this
-process may still use, Dask otherwise."""
+"""`engine: auto`: the Dask cluster when one is given (DASK_SCHEDULER_ADDRESS); else the
+pandas engine when the inputs fit comfortably in the memory this process may still use,
+Dask otherwise."""
 
 from __future__ import annotations
 
@@ -27,14 +28,21 @@ COPIES = 2.2
 USABLE = 0.8
 
 
-def choose_engine(setting: str, files: list[SourceFile], *, widening: float) -> tuple[str, str]:
+def choose_engine(
+    setting: str, files: list[SourceFile], *, widening: float, scheduler: str | None = None
+) -> tuple[str, str]:
     """(engine, why) for the etl.engine setting and the main source's files.
 
     Args:
         widening: output columns per main-source column (joins make the table wider).
+        scheduler: the Dask scheduler's address when one is given.
     """
     if setting != "auto":
         return setting, f"engine: {setting} in the spec"
+    if scheduler:
+        # Whoever runs the stage provided a cluster (the chart's `dask.enabled`): use it,
+        # whatever the size; `engine: pandas` in the spec still keeps a run off it.
+        return "dask", f"auto: a Dask cluster is given ({scheduler})"
     needed = estimate_bytes(files) * max(widening, 1.0) * COPIES
     free = available_bytes()
     engine = "pandas" if needed < USABLE * free else "dask"

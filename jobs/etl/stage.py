@@ -3,6 +3,7 @@ validate the result, and write table.parquet, schema.json and validation.json.""
 
 from __future__ import annotations
 
+import os
 import shutil
 
 import pandas as pd
@@ -12,7 +13,7 @@ from mlbatch.errors import BadInput, ValidationFailed
 from mlbatch.stage import StageContext
 from mlbatch.tasks import resolve_task
 from mlbatch_jobs.etl import engine_dask, engine_pandas, output, report
-from mlbatch_jobs.etl.dask_cluster import dask_client
+from mlbatch_jobs.etl.dask_cluster import SCHEDULER_ENV, dask_client, require_shared_files
 from mlbatch_jobs.etl.engine_choice import choose_engine
 from mlbatch_jobs.etl.files import resolve_files
 from mlbatch_jobs.etl.plan import Plan, build_plan
@@ -35,7 +36,10 @@ def run(ctx: StageContext) -> None:
     if any(f.status == "failed" for f in early):
         _fail_validation(ctx, early, rows=None)
     widening = len(plan.output) / max(len(plan.main.types), 1)
-    engine, why = choose_engine(etl.engine, files[etl.main_source], widening=widening)
+    engine, why = choose_engine(
+        etl.engine, files[etl.main_source], widening=widening,
+        scheduler=os.environ.get(SCHEDULER_ENV),
+    )  # fmt: skip
     print(f"engine {engine} ({why})")
     ctx.metrics.update(engine=engine, engine_reason=why)
     if engine == "pandas":
@@ -66,6 +70,9 @@ def _run_dask(ctx: StageContext, plan: Plan) -> tuple[int, dict]:
             if remote_parts
             else storage.resolve_uri(str(ctx.work_dir / "parts"))
         )
+        print(f"dask: parts in {parts_uri}")  # on a remote cluster, workers write them there
+        if not local and not remote_parts:
+            _require_shared_files(client, plan, parts_uri)
         parts, outcome = engine_dask.run(
             plan, client, partition_bytes=etl.dask.partition_mb << 20, parts_uri=parts_uri,
             sample=etl.sample_rows, seed=etl.seed,
@@ -83,6 +90,15 @@ def _run_dask(ctx: StageContext, plan: Plan) -> tuple[int, dict]:
                 parts[0][0].delete_file(path)
         else:
             shutil.rmtree(ctx.work_dir / "parts", ignore_errors=True)
+
+
+def _require_shared_files(client, plan: Plan, parts_uri: str) -> None:
+    """file:// storage on a cluster: the workers must see the main source and the parts
+    folder (they read and write them), as workers on this machine do."""
+    parts = storage.local_path(parts_uri)
+    parts.mkdir(parents=True, exist_ok=True)
+    sources = [storage.local_path(f.uri) for f in plan.main.files]
+    require_shared_files(client, [parts, *[p for p in sources if p is not None]])
 
 
 def _check(ctx: StageContext, plan: Plan, outcome: Outcome) -> None:

@@ -6,10 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from mlbatch_jobs.etl import row_hash
 from mlbatch_jobs.etl.coercion import Coercion
 from mlbatch_jobs.etl.steps import Counts, Step
 from mlbatch_jobs.etl.validation import Partial, Validator, merge_partials
@@ -106,6 +106,4 @@ def merge_summaries(summaries: list[Summary], *, sample: int | None) -> Summary:
 def row_hashes(table: pa.Table, seed: int) -> np.ndarray:
     """A hash of each row's content: the sample is the rows with the smallest hashes, the
     same rows whichever engine or partitioning produced the table."""
-    frame = table.to_pandas(types_mapper=pd.ArrowDtype)
-    key = f"{seed:016d}"[-16:]
-    return pd.util.hash_pandas_object(frame, index=False, hash_key=key).to_numpy()
+    return row_hash.row_hashes(table, key=f"{seed:016d}"[-16:])

@@ -4,16 +4,15 @@ existing scheduler (DASK_SCHEDULER_ADDRESS), on file:// and on a real S3 server.
 
 from __future__ import annotations
 
-import gzip
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 import pytest
 from distributed import Client, LocalCluster
+from etl_synthetic import KEYS, synthetic, synthetic_spec
 from test_etl_stage import flights_etl, flights_raw, make_run, read_table, run_etl
 
 from mlbatch import storage
@@ -24,7 +23,6 @@ from mlbatch_jobs.etl.files import resolve_files
 from mlbatch_jobs.etl.plan import build_plan
 
 pytestmark = pytest.mark.slow  # one Dask cluster of two worker processes for the module
-KEYS = ["day", "carrier", "flight"]
 
 
 @pytest.fixture(scope="module")
@@ -41,77 +39,6 @@ def cluster(seaweedfs):
 def client(cluster):
     with Client(cluster) as client:
         yield client
-
-
-def synthetic(root: str, rows: int = 20_000, seed: int = 3) -> None:
-    """Flights-like raw files in several formats, with duplicates and unparseable values."""
-    rng = np.random.default_rng(seed)
-    carriers = np.array(["UA", "AA", "B6", "DL", "ZZ"])
-    hours = rng.integers(0, 200, rows)
-    flights = pa.table({
-        "day": rng.integers(1, 30, rows), "carrier": carriers[rng.integers(0, 5, rows)],
-        "flight": rng.integers(1, 400, rows), "origin": np.array(["JFK", "LGA"])[hours % 2],
-        "hour": hours, "tailnum": np.char.add("N", rng.integers(0, 300, rows).astype(str)),
-        "delay": np.where(rng.random(rows) < 0.02, "n/a", rng.normal(10, 30, rows).round(1)),
-    })  # fmt: skip
-    flights = pa.concat_tables([flights, flights.slice(100, 500)])  # duplicated flights
-    third = flights.num_rows // 3
-    files = {}
-    for i, start in enumerate(range(0, flights.num_rows, third)):
-        text = _csv(flights.slice(start, third))
-        files[f"raw/flights/part-{i}.csv" + (".gz" if i == 1 else "")] = (
-            gzip.compress(text) if i == 1 else text
-        )
-    weather = pa.table({"origin": np.array(["JFK", "LGA"])[np.arange(400) % 2],
-                        "hour": np.arange(400) // 2 * 2 + np.arange(400) % 2,
-                        "temp": rng.normal(50, 10, 400)})  # fmt: skip
-    sink = pa.BufferOutputStream()
-    pq.write_table(weather, sink, row_group_size=50)
-    files["raw/weather.parquet"] = sink.getvalue().to_pybytes()
-    planes = [f'{{"tailnum": "N{i}", "seats": {100 + i}}}' for i in range(0, 300, 2)]
-    files["raw/planes.jsonl"] = ("\n".join(planes) + "\n").encode()
-    files["raw/airlines.csv"] = b"carrier,name\nUA,United\nAA,American\nB6,JetBlue\nDL,Delta\n"
-    for path, data in files.items():
-        storage.write_bytes(storage.join(root, path), data)
-
-
-def _csv(table: pa.Table) -> bytes:
-    sink = pa.BufferOutputStream()
-    pa_csv.write_csv(table, sink)
-    return sink.getvalue().to_pybytes()
-
-
-def synthetic_spec(**etl) -> dict:
-    return {
-        "name": "dask-test", "target": "late",
-        "etl": {
-            "sources": {
-                "flights": {"uri": "raw/flights/part-*.csv*", "columns": {"delay": "float64"},
-                            "on_error": "null"},
-                "weather": {"uri": "raw/weather.parquet"},
-                "planes": {"uri": "raw/planes.jsonl"},
-                "airlines": {"uri": "raw/airlines.csv"},
-            },
-            "steps": [
-                {"join": {"source": "weather", "on": ["origin", "hour"]}},
-                {"join": {"source": "planes", "on": ["tailnum"], "how": "inner"}},
-                {"join": {"source": "airlines", "on": ["carrier"]}},
-                {"filter": "delay.notna() and hour < 190"},
-                {"dedupe": {"on": KEYS, "keep": "last"}},
-                {"derive": {"late": "delay > 15", "seat_band": "seats // 50"}},
-                {"rename": {"name": "airline"}},
-                {"drop": ["origin"]},
-            ],
-            "validation": [
-                {"rule": "unique", "columns": KEYS},
-                {"rule": "range", "column": "delay", "min": -50, "max": 60, "severity": "warn"},
-                {"rule": "allowed", "column": "carrier", "source": "airlines",
-                 "severity": "warn"},
-                {"rule": "unique", "columns": ["carrier", "day"], "severity": "warn"},
-            ],
-            **etl,
-        },
-    }  # fmt: skip
 
 
 def plan_for(root: str, document: dict):
@@ -166,6 +93,31 @@ def test_both_engines_sample_the_same_rows(file_storage, client, tmp_path):
     got = assemble(parts, tmp_path, outcome, sample=700)
     assert got.num_rows == expected.num_rows == 700
     assert sorted_rows(got).equals(sorted_rows(expected))
+
+
+def test_both_engines_sample_the_same_rows_when_only_some_blocks_have_nulls(
+    file_storage, client, tmp_path
+):
+    """An integer column empty only in the last third: blocks with and without its nulls
+    must hash a row alike, or the engines (slicing differently) sample different rows."""
+    rows = 6000
+    lines = ["id,wind,late"] + [
+        f"{i},{'' if i > 2 * rows // 3 else i % 40},{str(i % 3 == 0).lower()}" for i in range(rows)
+    ]  # fmt: skip
+    storage.write_bytes(storage.join(file_storage, "raw/flights.csv"), "\n".join(lines).encode())
+    document = {"name": "nulls", "target": "late",
+                "etl": {"sources": {"flights": {"uri": "raw/flights.csv"}}}}  # fmt: skip
+    plan = plan_for(file_storage, document)
+    expected, _ = engine_pandas.run(plan, sample=1000, seed=9)
+    parts, outcome = engine_dask.run(
+        plan, client, partition_bytes=8 << 10, parts_uri=f"file://{tmp_path}/parts",
+        sample=1000, seed=9,
+    )  # fmt: skip
+    assert len(parts) > 4
+    got = assemble(parts, tmp_path, outcome, sample=1000)
+    assert got["wind"].null_count > 0 and got["wind"].type == expected["wind"].type
+    keys = [("id", "ascending")]
+    assert got.sort_by(keys).equals(expected.sort_by(keys))
 
 
 def test_the_stage_runs_on_an_existing_scheduler(file_storage, cluster):

@@ -27,6 +27,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from mlbatch.controller.kubernetes_job import STAGE_CONFIG_KEYS
+
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "mlbatch"
 SCENARIOS = {
@@ -152,7 +154,9 @@ def controller_container(objects) -> dict[str, Any]:
 
 
 def test_every_required_scenario_is_there():
-    assert set(SCENARIOS) >= {"kind", "external-s3", "workload-identity", "gpu", "ray-cluster"}
+    assert set(SCENARIOS) >= {
+        "kind", "external-s3", "workload-identity", "gpu", "ray-cluster", "dask"
+    }  # fmt: skip
 
 
 @pytest.mark.parametrize("scenario", sorted(SCENARIOS))
@@ -476,7 +480,7 @@ def test_the_kind_scenario_sends_train_to_the_pool_the_kind_config_labels():
 
 # Which mlbatch image each component's pods run (hooks and tests use the controller's).
 IMAGE_OF_COMPONENT = {"controller": "controller", "bucket": "controller", "test": "controller",
-                      "ray": "train"}  # fmt: skip
+                      "ray": "train", "dask-scheduler": "etl", "dask-worker": "etl"}  # fmt: skip
 
 
 @pytest.mark.parametrize("scenario", sorted(SCENARIOS))
@@ -494,8 +498,9 @@ def test_images_carry_the_code_version_never_latest(scenario):
                     continue
                 role = template["metadata"]["labels"]["app.kubernetes.io/component"]
                 image_name = IMAGE_OF_COMPONENT[role]
-                # Each image has its own code version; Ray runs the train stage's.
-                expected = values["ray"]["imageTag"] if image_name == "train" else tag
+                # Each image has its own code version; Ray runs the train stage's, Dask etl's.
+                own = {"train": values.get("ray", {}), "etl": values.get("dask", {})}
+                expected = own[image_name]["imageTag"] if image_name in own else tag
                 assert image == f"{repository}-{image_name}:{expected}", (where, c["name"])
 
 
@@ -507,6 +512,7 @@ def test_missing_required_values_and_bad_combinations_fail_with_a_reason():
         ({**kind, "seaweedfs": {"enabled": False}}, "existingSecret is required"),
         ({**kind, "credentials": {"mode": "serviceAccount"}}, "needs an external endpoint"),
         ({**kind, "storage": {"endpoint": "http://minio:9000"}}, "choose one"),
+        ({**kind, "dask": {"enabled": True}}, "dask.imageTag is required"),
     ]
     for values, reason in cases:
         with pytest.raises(helm_python.HelmError, match=re.escape(reason)):
@@ -617,6 +623,71 @@ def test_the_ray_cluster_renders_only_where_the_cluster_serves_ray_io_v1():
     assert one(objects, "NetworkPolicy", "-ray")
     # The kind scenario leaves Ray off even where the CRD exists.
     assert not find(rendered("kind"), "RayCluster")
+
+
+def test_the_dask_cluster_runs_the_etl_image_and_reaches_only_the_etl_stage():
+    assert not find(rendered("kind"), "Deployment")  # off by default
+    notes = render_files(scenario_values("dask"))["mlbatch/templates/NOTES.txt"]
+    assert "scheduler tcp://mlbatch-dask-scheduler.ml.svc:8786" in notes
+    assert "DASK_SCHEDULER_ADDRESS" not in one(rendered("kind"), "ConfigMap", "-settings")["data"]
+    objects = rendered("dask")
+    scheduler = one(objects, "Deployment", "-dask-scheduler")
+    workers = one(objects, "Deployment", "-dask-worker")
+    service = one(objects, "Service", "-dask-scheduler")
+    settings = one(objects, "ConfigMap", "-settings")["data"]
+    address = f"tcp://mlbatch-dask-scheduler.{NAMESPACE}.svc:8786"
+    assert settings["DASK_SCHEDULER_ADDRESS"] == address
+    assert service["spec"]["selector"] == scheduler["spec"]["selector"]["matchLabels"]
+    assert service["spec"]["ports"] == [{"name": "scheduler", "port": 8786,
+                                         "targetPort": "scheduler"}]  # fmt: skip
+    assert workers["spec"]["replicas"] == 2
+    worker = workers["spec"]["template"]["spec"]["containers"][0]
+    assert worker["command"][:3] == ["dask", "worker", "tcp://mlbatch-dask-scheduler:8786"]
+    assert {"--nthreads=1", "--memory-limit=auto", "--worker-port=8788",
+            "--nanny-port=8789"} <= set(worker["command"])  # fmt: skip
+    assert worker["resources"]["limits"]["memory"] == "1Gi"
+    # The workers read and write storage as the stage pods do: same settings, same Secret.
+    stage_env = {"AWS_ENDPOINT_URL", "AWS_REGION", "AWS_DEFAULT_REGION", "MLBATCH_BUCKET"}
+    env = env_of(worker)
+    for name in stage_env:
+        assert env[name]["configMapKeyRef"]["name"] == "mlbatch-settings"
+    assert worker["envFrom"] == [{"secretRef": {"name": "mlbatch-credentials"}}]
+    assert env["HOME"] == "/tmp" and "--local-directory=/tmp/dask" in worker["command"]
+    assert "AWS_SECRET_ACCESS_KEY" not in json.dumps(workers)  # keys only through envFrom
+    for deployment in (scheduler, workers):
+        spec = deployment["spec"]["template"]["spec"]
+        assert spec["automountServiceAccountToken"] is False
+        assert spec["securityContext"]["runAsUser"] == 65532
+        assert spec["containers"][0]["securityContext"]["readOnlyRootFilesystem"] is True
+        assert {m["mountPath"] for m in spec["containers"][0]["volumeMounts"]} == {"/tmp"}
+
+    policies = {p["metadata"]["name"]: p["spec"] for p in find(objects, "NetworkPolicy")}
+    etl = {"podSelector": {"matchLabels": {"mlbatch.io/stage": "etl"}}}
+
+    def pods(component):
+        return {
+            "podSelector": {
+                "matchLabels": {
+                    "app.kubernetes.io/name": "mlbatch",
+                    "app.kubernetes.io/instance": RELEASE,
+                    "app.kubernetes.io/component": component,
+                }
+            }
+        }
+
+    to_scheduler = policies["mlbatch-dask-scheduler"]
+    assert to_scheduler["podSelector"] == pods("dask-scheduler")["podSelector"]
+    assert to_scheduler["ingress"] == [
+        {"from": [etl, pods("dask-worker")], "ports": [{"port": 8786, "protocol": "TCP"}]}
+    ]
+    to_workers = policies["mlbatch-dask-worker"]
+    assert to_workers["podSelector"] == pods("dask-worker")["podSelector"]
+    assert to_workers["ingress"][0]["from"] == [etl, pods("dask-scheduler"), pods("dask-worker")]
+    assert [p["port"] for p in to_workers["ingress"][0]["ports"]] == [8788, 8789]
+    # The etl stage's Jobs read the address from the ConfigMap; no other stage gets it.
+    assert {s for s, keys in STAGE_CONFIG_KEYS.items() if "DASK_SCHEDULER_ADDRESS" in keys} == {
+        "etl"
+    }
 
 
 def test_network_policies_close_ingress_except_s3_and_ray_from_the_namespace():

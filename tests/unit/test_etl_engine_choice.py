@@ -16,9 +16,9 @@ def free(monkeypatch):
     return lambda amount: monkeypatch.setattr(engine_choice, "available_bytes", lambda: amount)
 
 
-def choose(size: int, fmt: str = "parquet", compression=None, setting: str = "auto"):
+def choose(size: int, fmt="parquet", compression=None, setting="auto", scheduler=None):
     files = [SourceFile(uri="file:///x", size=size, format=fmt, compression=compression)]
-    return engine_choice.choose_engine(setting, files, widening=2.0)
+    return engine_choice.choose_engine(setting, files, widening=2.0, scheduler=scheduler)
 
 
 def test_small_inputs_stay_in_memory(free):
@@ -39,6 +39,16 @@ def test_large_inputs_go_to_dask(free):
 def test_a_declared_engine_is_kept(free):
     free(1 * GIB)
     assert choose(100 * GIB, setting="pandas") == ("pandas", "engine: pandas in the spec")
+
+
+def test_a_given_cluster_takes_even_small_inputs(free):
+    free(16 * GIB)
+    address = "tcp://mlbatch-dask-scheduler:8786"
+    assert choose(1 << 20, "csv", scheduler=address) == (
+        "dask", f"auto: a Dask cluster is given ({address})"
+    )
+    assert choose(1 << 20, "csv", scheduler="")[0] == "pandas"  # set but empty: none
+    assert choose(1 << 20, setting="pandas", scheduler=address)[0] == "pandas"
 
 
 def test_available_memory_is_positive():

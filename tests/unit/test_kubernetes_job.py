@@ -166,7 +166,8 @@ def test_environment_carries_the_run_and_storage_but_never_credentials(task, set
     assert values["MLBATCH_LOG_LEVEL"] == "info"
     refs = {name: e["valueFrom"]["configMapKeyRef"] for name, e in env.items() if "valueFrom" in e}
     storage = {"AWS_ENDPOINT_URL", "AWS_REGION", "AWS_DEFAULT_REGION", "MLBATCH_BUCKET"}
-    assert set(refs) == storage | ({"RAY_ADDRESS"} if task.stage == "train" else set())
+    own = {"train": {"RAY_ADDRESS"}, "etl": {"DASK_SCHEDULER_ADDRESS"}}.get(task.stage, set())
+    assert set(refs) == storage | own
     for name, ref in refs.items():
         assert ref == {"name": "mlbatch-settings", "key": name, "optional": True}
     if settings.credentials_mode == "secret":

@@ -236,3 +236,24 @@ envFrom:
       name: {{ include "mlbatch.secretName" . }}
 {{- end }}
 {{- end }}
+
+{{/* The etl image the Dask scheduler and workers run: the etl stage's own code version. */}}
+{{- define "mlbatch.daskImage" -}}
+{{- $tag := required "dask.imageTag is required: the etl stage's code version (python -m mlbatch.codeversion etl)" .Values.dask.imageTag }}
+{{- if eq $tag "latest" }}{{ fail "dask.imageTag must be the code version, never latest" }}{{ end }}
+{{- printf "%s-etl:%s" .Values.image.repository $tag }}
+{{- end }}
+
+{{- define "mlbatch.daskSchedulerName" -}}
+{{ include "mlbatch.componentName" (dict "ctx" . "suffix" "dask-scheduler") }}
+{{- end }}
+
+{{/* What the Dask pods write goes to /tmp: the root filesystem is read-only. */}}
+{{- define "mlbatch.daskEnv" -}}
+- name: TMPDIR
+  value: /tmp
+- name: DASK_TEMPORARY_DIRECTORY
+  value: /tmp/dask
+- name: PYTHONDONTWRITEBYTECODE
+  value: "1"
+{{- end }}

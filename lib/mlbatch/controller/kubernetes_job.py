@@ -179,8 +179,9 @@ SECONDS_ENV = {
     "MLBATCH_K8S_UNSCHEDULABLE_TIMEOUT_S": "unschedulable_timeout_s",
     "MLBATCH_K8S_IMAGE_PULL_TIMEOUT_S": "image_pull_timeout_s",
 }
-# ConfigMap keys only a stage itself needs: train connects to a RayCluster when set.
-STAGE_CONFIG_KEYS = {"train": ("RAY_ADDRESS",)}
+# ConfigMap keys only a stage itself needs: train connects to a RayCluster when set, etl
+# to a Dask scheduler.
+STAGE_CONFIG_KEYS = {"train": ("RAY_ADDRESS",), "etl": ("DASK_SCHEDULER_ADDRESS",)}
 
 
 def refuse_file_storage(run_uri: str) -> None:

@@ -307,7 +307,9 @@ class EtlSpec(Model):
     )
     output: Output = Field(default_factory=Output)
     engine: Literal["auto", "pandas", "dask"] = Field(
-        default="auto", description="auto: pandas when the inputs fit comfortably in memory"
+        default="auto",
+        description="auto: the Dask cluster at DASK_SCHEDULER_ADDRESS when set, else pandas "
+        "when the inputs fit comfortably in memory",
     )
     dask: DaskSettings = Field(default_factory=DaskSettings)
     sample_rows: int | None = Field(default=None, gt=0, description="keep a random sample")
