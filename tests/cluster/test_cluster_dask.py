@@ -61,7 +61,7 @@ def dask_cluster(cluster: Cluster, release: str):
     upgrade(
         cluster, release, "dask.enabled=true", f"dask.imageTag={etl_version()}",
         "dask.workers=2", "dask.scheduler.resources.requests.cpu=50m",
-        "dask.worker.resources.requests.cpu=100m", "dask.worker.resources.limits.cpu=null",
+        "dask.worker.resources.requests.cpu=100m", "dask.worker.resources.limits.cpu=1",
         "dask.worker.resources.requests.memory=1Gi", "dask.worker.resources.limits.memory=1536Mi",
     )  # fmt: skip
     try:
