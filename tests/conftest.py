@@ -56,3 +56,11 @@ def s3_env(seaweedfs, monkeypatch):
 def file_storage(tmp_path):
     """A file:// storage root under the test's tmp_path."""
     return f"file://{tmp_path}/store"
+
+
+def pytest_collection_modifyitems(items):
+    """The real-cluster tests run last: CI starts the cluster while the others run
+    (.ci/run), and they wait for it (tests/cluster/conftest.py)."""
+    cluster = [item for item in items if "/tests/cluster/" in str(item.path)]
+    if cluster:
+        items[:] = [item for item in items if item not in cluster] + cluster

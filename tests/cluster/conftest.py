@@ -2,7 +2,9 @@
 `make cluster-up` started, the chart deployed on it with `make deploy`, and the host's
 view of the in-cluster storage through a port-forward.
 
-Under CI=true a cluster that is not up fails these tests; elsewhere they skip."""
+Under CI=true a cluster that is not up fails these tests; elsewhere they skip. CI starts
+the cluster while the other tests run: MLBATCH_CLUSTER_UP_STATUS names the file its
+`make cluster-up` writes its exit status to, and these tests wait for it."""
 
 from __future__ import annotations
 
@@ -18,8 +20,27 @@ from kube_cluster import BUCKET, NAMESPACE, RELEASE, REPO, Cluster, make
 from mlbatch.spec.loader import parse_yaml
 
 
+# CI's cluster-up builds the programs cold (about 20 min on 2 cores) and loads the images.
+CLUSTER_UP_WAIT_S = 45 * 60
+
+
+def wait_for_cluster_up(status_file: Path, timeout_s: float = CLUSTER_UP_WAIT_S) -> None:
+    """Wait until the background cluster-up has written its exit status; fail unless 0."""
+    deadline = time.monotonic() + timeout_s
+    while not status_file.is_file() or not status_file.read_text().strip():
+        if time.monotonic() > deadline:
+            pytest.fail(f"the cluster did not come up within {timeout_s / 60:.0f} min "
+                        f"(no exit status in {status_file})")  # fmt: skip
+        time.sleep(5)
+    code = status_file.read_text().strip()
+    if code != "0":
+        pytest.fail(f"make cluster-up exited {code}: see its log beside {status_file}")
+
+
 @pytest.fixture(scope="session")
 def cluster() -> Cluster:
+    if os.environ.get("MLBATCH_CLUSTER_UP_STATUS"):
+        wait_for_cluster_up(Path(os.environ["MLBATCH_CLUSTER_UP_STATUS"]))
     found = Cluster.running()
     if found is None:
         message = "no one-node cluster is up: run `sudo make cluster-up` first"
