@@ -151,16 +151,17 @@ def plain_xgboost(train_path: str, valid_path: str, rounds: int, threads: int,
 
     train, valid = pd.read_parquet(train_path), pd.read_parquet(valid_path)
     features = [c for c in train.columns if not c.startswith("__")]
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     dtrain = xgb.DMatrix(train[features], train["__target"], nthread=threads)
     dvalid = xgb.DMatrix(valid[features], valid["__target"], nthread=threads)
     params = {"objective": "binary:logistic", "eval_metric": "logloss", "tree_method": "hist",
               "nthread": threads, "device": device, **XGBOOST_CONFIG}  # fmt: skip
     booster = xgb.train(params, dtrain, num_boost_round=rounds, evals=[(dvalid, "valid")],
                         verbose_eval=False)  # fmt: skip
-    fit_s = time.perf_counter() - started
+    fit_s, fit_cpu_s = time.perf_counter() - started, time.process_time() - cpu_started
     return {"rows": len(train), "features": len(features), "rounds": booster.num_boosted_rounds(),
-            "fit_s": round(fit_s, 3), "s_per_round": fit_s / rounds}  # fmt: skip
+            "fit_s": round(fit_s, 3), "fit_cpu_s": round(fit_cpu_s, 3),
+            "s_per_round": fit_s / rounds}  # fmt: skip
 
 
 def measure_plain_xgboost(layout: RunLayout, rounds: int, threads: int) -> dict:
@@ -337,7 +338,28 @@ def main() -> None:
         action="store_true",
         help="rewrite docs/scale.md's results section and docs/scale.png",
     )
+    parser.add_argument(
+        "--slope-on",
+        choices=["cpu_s", "wall_s"],
+        default="cpu_s",
+        help="the cost the slope targets judge (default: CPU-seconds)",
+    )
+    parser.add_argument(
+        "--render",
+        type=Path,
+        help="measure nothing: the targets, table and (--docs) plot of a report",
+    )
+    parser.add_argument(
+        "--merge",
+        type=Path,
+        action="append",
+        default=[],
+        help="an earlier report whose cases of other sizes join this one's",
+    )
     args = parser.parse_args()
+    if args.render:
+        finish(json.loads(args.render.read_text()), args, path=args.render)
+        return
     if not args.sizes and not args.etl_sizes:
         parser.error("nothing to measure: --sizes and --etl-sizes are both empty")
     if args.rounds < 1 or args.dask_workers < 1:
@@ -350,10 +372,25 @@ def main() -> None:
     for rows in sorted({*args.sizes, *args.etl_sizes}):
         report["cases"].append(bench_size(rows, args, full=rows in args.sizes))
     report["uptime_after"] = _uptime()
-    report["slopes"] = scale_report.slopes(report["cases"])
-    report["targets"] = scale_report.targets(report, args.dask_worker_memory)
+    for path in args.merge:  # cases of sizes measured earlier (their own load noted)
+        earlier = json.loads(path.read_text())
+        measured = {c["rows"] for c in report["cases"]}
+        merged = [{**c, "from_report": earlier["command"], "uptime": earlier["uptime"]}
+                  for c in earlier["cases"] if c["rows"] not in measured]  # fmt: skip
+        report["cases"] = sorted(report["cases"] + merged, key=lambda c: c["rows"])
+        report.setdefault("merged", []).append({"command": earlier["command"],
+                                                "started": earlier["started"],
+                                                "uptime": earlier["uptime"]})  # fmt: skip
+    report["dask_worker_memory"] = args.dask_worker_memory
     RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"scale-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    finish(report, args, path=RESULTS / f"scale-{time.strftime('%Y%m%d-%H%M%S')}.json")
+
+
+def finish(report: dict, args, *, path: Path) -> None:
+    """Slopes and targets into the report, the report to path, the table printed, docs."""
+    report["slopes"] = scale_report.slopes(report["cases"])
+    memory = report.get("dask_worker_memory", args.dask_worker_memory)
+    report["targets"] = scale_report.targets(report, memory, args.slope_on)
     path.write_text(json.dumps(report, indent=2, default=str) + "\n")
     print(scale_report.markdown(report))
     print(f"report: {path}")

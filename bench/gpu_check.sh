@@ -50,10 +50,11 @@ pack() {  # here: download the wheels for the GPU machine and split them into pa
     --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
     --platform manylinux1_x86_64 -c "$REPO/constraints.txt" -d "$wheels" "${REQUIREMENTS[@]}" \
     || die "pip download failed (see above)"
-  local kept=() file name
+  local kept=() file name image
+  image=" $(echo ${IN_IMAGE,,}) "  # one line, single spaces
   for file in "$wheels"/*.whl; do
     name="$(basename "$file" | cut -d- -f1)"
-    if [[ " ${IN_IMAGE,,} " == *" ${name,,} "* ]]; then rm "$file"; else kept+=("$file"); fi
+    if [[ "$image" == *" ${name,,} "* ]]; then rm "$file"; else kept+=("$file"); fi
   done
   # Pieces of at most PARCEL_MIB, then parcels filled greedily up to PARCEL_MIB.
   local pieces="$WORK/pieces" limit=$((PARCEL_MIB * 1024 * 1024))
@@ -70,9 +71,11 @@ pack() {  # here: download the wheels for the GPU machine and split them into pa
     if ((used > 0 && used + size > limit)); then parcel=$((parcel + 1)) used=0 && mkdir -p "$PARCELS/$parcel"; fi
     mv "$pieces/$file" "$PARCELS/$parcel/" && used=$((used + size))
   done
-  local exclude
-  exclude="$(git -C "$REPO" rev-parse --path-format=absolute --git-path info/exclude)"
-  grep -qx "/$(basename "$PARCELS")/" "$exclude" 2>/dev/null || echo "/$(basename "$PARCELS")/" >>"$exclude"
+  if [[ "$(dirname "$PARCELS")" == "$REPO" ]]; then  # untracked, never committed: ignored
+    local exclude
+    exclude="$(git -C "$REPO" rev-parse --path-format=absolute --git-path info/exclude)"
+    grep -qx "/$(basename "$PARCELS")/" "$exclude" 2>/dev/null || echo "/$(basename "$PARCELS")/" >>"$exclude"
+  fi
   du -sh "$PARCELS"/*
   echo "then, back to back on the GPU machine (one call per parcel, then the check):"
   for ((i = 1; i <= parcel; i++)); do

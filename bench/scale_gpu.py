@@ -55,7 +55,7 @@ def check_size(rows: int, *, rounds: int, device: str, repeat: int) -> dict:
         shutil.rmtree(scratch, ignore_errors=True)
     print(
         f"GPU-CHECK {rows:,} rows on {device}: train stage {trial['fit_s']:.2f} s for "
-        f"{trial['rounds']} rounds (device {trial.get('device')}), raw XGBoost "
+        f"{int(trial['rounds'])} rounds (device {trial.get('device')}), raw XGBoost "
         f"{best['fit_s']:.2f} s: per-round ratio {case['ratio_per_round']}",
         flush=True,
     )
