@@ -32,12 +32,13 @@ IMPORTS=(pydantic yaml typer rich boto3 pyarrow pandas numpy psutil openpyxl das
   matplotlib seaborn nbformat nbclient ipykernel sklearn skops ray ray.tune xgboost lightgbm
   optuna mlbatch mlbatch_jobs)
 # In the GPU image already (KINDS.md, 2026-11-17): not packed. NCCL is for multi-GPU only.
+# typer, rich and click travel anyway: the CLI needs typer >= 0.29 and they are small.
 IN_IMAGE="numpy pandas pyarrow scipy scikit_learn matplotlib seaborn psutil pyyaml PyYAML
-  typer rich click requests urllib3 idna certifi charset_normalizer packaging filelock fsspec
+  requests urllib3 idna certifi charset_normalizer packaging filelock fsspec
   jinja2 markupsafe msgpack protobuf aiohttp aiosignal frozenlist multidict yarl attrs
   propcache aiohappyeyeballs pillow kiwisolver cycler fonttools contourpy pyparsing
   python_dateutil six joblib threadpoolctl cloudpickle toolz typing_extensions networkx
-  pygments markdown_it_py mdurl shellingham tqdm sympy mpmath grpcio nvidia_nccl_cu12
+  pygments markdown_it_py mdurl tqdm sympy mpmath grpcio nvidia_nccl_cu12
   nvidia_nccl_cu13 narwhals"
 
 die() { echo "GPU-CHECK SUMMARY: NOT RUN: $*"; exit 2; }
