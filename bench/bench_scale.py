@@ -358,7 +358,10 @@ def main() -> None:
     )
     args = parser.parse_args()
     if args.render:
-        finish(json.loads(args.render.read_text()), args, path=args.render)
+        merged = RESULTS / f"scale-merged-{time.strftime('%Y%m%d-%H%M%S')}.json"
+        finish(
+            json.loads(args.render.read_text()), args, path=merged if args.merge else args.render
+        )
         return
     if not args.sizes and not args.etl_sizes:
         parser.error("nothing to measure: --sizes and --etl-sizes are both empty")
@@ -372,25 +375,34 @@ def main() -> None:
     for rows in sorted({*args.sizes, *args.etl_sizes}):
         report["cases"].append(bench_size(rows, args, full=rows in args.sizes))
     report["uptime_after"] = _uptime()
-    for path in args.merge:  # cases of sizes measured earlier (their own load noted)
-        earlier = json.loads(path.read_text())
-        measured = {c["rows"] for c in report["cases"]}
-        merged = [{**c, "from_report": earlier["command"], "uptime": earlier["uptime"]}
-                  for c in earlier["cases"] if c["rows"] not in measured]  # fmt: skip
-        report["cases"] = sorted(report["cases"] + merged, key=lambda c: c["rows"])
-        report.setdefault("merged", []).append({"command": earlier["command"],
-                                                "started": earlier["started"],
-                                                "uptime": earlier["uptime"]})  # fmt: skip
     report["dask_worker_memory"] = args.dask_worker_memory
     RESULTS.mkdir(parents=True, exist_ok=True)
     finish(report, args, path=RESULTS / f"scale-{time.strftime('%Y%m%d-%H%M%S')}.json")
 
 
+def merge(report: dict, earlier: dict) -> None:
+    """An earlier report's cases join this one's; at a size both measured, the earlier
+    case adds only what this one lacks (e.g. a Dask-cluster ETL measured apart)."""
+    by_rows = {c["rows"]: c for c in report["cases"]}
+    for case in earlier["cases"]:
+        if case["rows"] in by_rows:
+            mine = by_rows[case["rows"]]
+            for key, value in case.items():
+                mine.setdefault(key, value)
+        else:
+            report["cases"].append(case)
+    report["cases"].sort(key=lambda c: c["rows"])
+    report.setdefault("merged", []).append(
+        {k: earlier[k] for k in ("command", "started", "uptime", "uptime_after")}
+    )
+
+
 def finish(report: dict, args, *, path: Path) -> None:
     """Slopes and targets into the report, the report to path, the table printed, docs."""
+    for earlier in args.merge:
+        merge(report, json.loads(earlier.read_text()))
     report["slopes"] = scale_report.slopes(report["cases"])
-    memory = report.get("dask_worker_memory", args.dask_worker_memory)
-    report["targets"] = scale_report.targets(report, memory, args.slope_on)
+    report["targets"] = scale_report.targets(report, args.slope_on)
     path.write_text(json.dumps(report, indent=2, default=str) + "\n")
     print(scale_report.markdown(report))
     print(f"report: {path}")

@@ -6,8 +6,6 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from dask.utils import parse_bytes
-
 from mlbatch.spec import STAGES
 
 SLOPE_TARGET = 1.1  # cost may grow at most ~linearly with rows: no hidden quadratic step
@@ -26,7 +24,7 @@ def curves(cases: list[dict]) -> dict[str, list[tuple[int, dict]]]:
         for stage, cost in case.get("stages", {}).items():
             found.setdefault(stage, []).append((rows, cost))
         etl_only = case.get("etl_only", {})
-        if "stage_profile" in etl_only:
+        if "stage_profile" in etl_only and "etl" not in case.get("stages", {}):
             found.setdefault("etl", []).append((rows, etl_only["stage_profile"]))
         for name, key in (("plain pandas ETL", "plain_pandas_etl"),
                           ("plain XGBoost", "plain_xgboost"),
@@ -57,7 +55,7 @@ def slopes(cases: list[dict]) -> dict[str, list[dict]]:
     return result
 
 
-def targets(report: dict, worker_memory: str, slope_on: str = "cpu_s") -> list[dict]:
+def targets(report: dict, slope_on: str = "cpu_s") -> list[dict]:
     """Each target: its name, PASS / FAIL / NOT MEASURED, and the numbers behind it. The
     slopes are judged on `slope_on` (CPU-seconds by default: on a shared machine, wall time
     also measures the neighbours)."""
@@ -78,17 +76,15 @@ def targets(report: dict, worker_memory: str, slope_on: str = "cpu_s") -> list[d
     found.append(_target(f"train: per-round cost <= {PER_ROUND_TARGET}x plain XGBoost at the "
                          f"largest size ({rows or 0:,} rows)", ratio,
                          ratio is not None and ratio <= PER_ROUND_TARGET))  # fmt: skip
-    limit = parse_bytes(worker_memory)
-    largest = max((c["dask_cluster_etl"].get("output_in_memory_mib", 0) * 2**20 / limit
-                   for c in report["cases"] if "wall_s" in c.get("dask_cluster_etl", {})),
-                  default=None)  # fmt: skip
-    found.append(
-        _target(
-            f"etl on a Dask cluster: a table >= 10x one worker's memory limit ({worker_memory})",
-            None if largest is None else round(largest, 1),
-            largest is not None and largest >= 10,
-        )
-    )
+    clusters = [c["dask_cluster_etl"] for c in report["cases"]
+                if "wall_s" in c.get("dask_cluster_etl", {})]  # fmt: skip
+    best = max(clusters, default=None,
+               key=lambda c: c["output_in_memory_mib"] / c["worker_memory_limit_mib"])  # fmt: skip
+    times = None if best is None else best["output_in_memory_mib"] / best["worker_memory_limit_mib"]
+    limit = "" if best is None else f" ({best['worker_memory_limit_mib']} MiB)"
+    found.append(_target(f"etl on a Dask cluster: a table >= 10x one worker's memory limit{limit}",
+                         None if times is None else round(times, 1),
+                         times is not None and times >= 10))  # fmt: skip
     return found
 
 
@@ -111,7 +107,8 @@ def markdown(report: dict) -> str:
     lines = [f"Measured {report['started']} on {report['cpus']} CPUs "
              f"(`uptime` before: `{report['uptime']}`; after: `{report['uptime_after']}`), "
              f"command `{report['command']}`, {report['rounds']} boosting rounds."
-             + "".join(f" Merged: `{m['command']}` of {m['started']} (`uptime`: `{m['uptime']}`)."
+             + "".join(f" Merged: `{m['command']}` of {m['started']} (`uptime` before: "
+                       f"`{m['uptime']}`; after: `{m['uptime_after']}`)."
                        for m in report.get("merged", [])), "",
              "| rows | stage or anchor | wall s | CPU s | peak RSS MiB |",
              "|---:|---|---:|---:|---:|"]  # fmt: skip
