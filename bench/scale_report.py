@@ -155,7 +155,9 @@ def _extras(cases: list[dict]) -> list[str]:
                 continue
             if "failed" in value or "skipped" in value:
                 why = value.get("failed") or value.get("skipped")
-                lines.append(f"- {case['rows']:,} rows, {key}: {why.splitlines()[0][:300]}")
+                lines.append(
+                    f"- {case['rows']:,} rows, {key}: {why.strip().splitlines()[-1][:300]}"
+                )
             elif key == "dask_cluster_etl":
                 lines.append(
                     f"- {case['rows']:,} rows, etl on a Dask cluster ({value['dask_workers']} "
