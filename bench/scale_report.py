@@ -148,6 +148,8 @@ def _extras(cases: list[dict]) -> list[str]:
     """The options' outcomes, and anything that failed, one line each."""
     lines = []
     for case in cases:
+        if case.get("note"):
+            lines.append(f"- {case['rows']:,} rows: {case['note']}")
         for key in ("plain_pandas_etl", "plain_xgboost", "etl_only", "dask_cluster_etl",
                     "data_parallel"):  # fmt: skip
             value = case.get(key)
