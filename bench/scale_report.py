@@ -182,21 +182,23 @@ def plot(report: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, (wall, memory) = plt.subplots(1, 2, figsize=(10, 4), dpi=90)
+    panels = (("cpu_s", "CPU-seconds"), ("wall_s", "wall time (s)"),
+              ("peak_rss_mib", "peak RSS (MiB)"))  # fmt: skip
+    figure, axes = plt.subplots(1, len(panels), figsize=(13, 4), dpi=80)
     for name, points in curves(report["cases"]).items():
         if len(points) < 2:
             continue
         style = "--" if name.startswith("plain") or "Dask" in name else "-"
         rows = [r for r, _ in points]
-        wall.plot(rows, [c["wall_s"] for _, c in points], style, marker="o", label=name)
-        memory.plot(rows, [c["peak_rss_mib"] for _, c in points], style, marker="o", label=name)
-    for axis, label in ((wall, "wall time (s)"), (memory, "peak RSS (MiB)")):
+        for axis, (key, _) in zip(axes, panels, strict=True):
+            axis.plot(rows, [c[key] for _, c in points], style, marker="o", label=name)
+    for axis, (_, label) in zip(axes, panels, strict=True):
         axis.set_xscale("log")
         axis.set_yscale("log")
         axis.set_xlabel("rows")
         axis.set_ylabel(label)
         axis.grid(True, which="both", alpha=0.3)
-    wall.legend(fontsize=7)
+    axes[0].legend(fontsize=7)
     figure.suptitle(f"mlbatch stages vs rows, local executor ({report['started']})", fontsize=9)
     figure.tight_layout()
     figure.savefig(path)
