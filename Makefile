@@ -69,3 +69,8 @@ bench-quality: setup ## mlbatch zero-config vs FLAML, AutoGluon, XGBoost on 13 p
 .PHONY: bench-large
 bench-large: setup ## the ETL on 50M synthetic flights, Dask engine (data in $MLBATCH_BENCH_DATA, default /tmp/mlbatch-bench)
 	$(BIN)/python bench/bench_etl.py --rows 50000000 --no-csv --no-demo --variants dask
+
+SCALE_ARGS ?=
+.PHONY: bench-scale
+bench-scale: setup ## cost curves of every stage at 100k, 1M, 10M synthetic rows with anchors, into docs/scale.md (never CI; an hour or more; SCALE_ARGS="--etl-sizes 50000000 --dask-cluster --data-parallel")
+	$(BIN)/python bench/bench_scale.py --docs $(SCALE_ARGS)
