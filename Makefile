@@ -73,4 +73,4 @@ bench-large: setup ## the ETL on 50M synthetic flights, Dask engine (data in $ML
 SCALE_ARGS ?=
 .PHONY: bench-scale
 bench-scale: setup ## cost curves of every stage at 100k, 1M, 10M synthetic rows with anchors, into docs/scale.md (never CI; an hour or more; SCALE_ARGS="--etl-sizes 50000000 --dask-cluster --data-parallel")
-	$(BIN)/python bench/bench_scale.py --docs $(SCALE_ARGS)
+	$(BIN)/python bench/scale_curves.py --docs $(SCALE_ARGS)

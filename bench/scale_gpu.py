@@ -19,15 +19,15 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import bench_scale  # noqa: E402
+import scale_curves  # noqa: E402
 import flights_synthetic  # noqa: E402
 
 from mlbatch import storage  # noqa: E402
 
 
 def gpu_spec(raw: str, *, rounds: int, device: str) -> dict:
-    """bench_scale's fixed-work spec, its trial on the GPU (or on CPUs in a dry run)."""
-    spec = bench_scale.pipeline_spec(raw, rounds=rounds)
+    """scale_curves's fixed-work spec, its trial on the GPU (or on CPUs in a dry run)."""
+    spec = scale_curves.pipeline_spec(raw, rounds=rounds)
     spec["train"]["resources"] = {"gpu": "never" if device == "cpu" else "required"}
     spec["evaluate"].update(bootstrap=0, permutation_repeats=0)  # device time is short
     return spec
@@ -38,17 +38,17 @@ def check_size(rows: int, *, rounds: int, device: str, repeat: int) -> dict:
     raw = storage.resolve_uri(str(folder))
     scratch = Path(tempfile.mkdtemp(prefix=f"gpu-{rows}-", dir=flights_synthetic.default_root()))
     try:
-        spec_path = bench_scale.write_spec(gpu_spec(raw, rounds=rounds, device=device), scratch)
-        summary, layout = bench_scale.run_pipeline(spec_path, storage.resolve_uri(str(scratch)))
-        (trial,) = bench_scale.train_trials(layout)[:1]
-        train, valid = bench_scale.split_paths(layout)
+        spec_path = scale_curves.write_spec(gpu_spec(raw, rounds=rounds, device=device), scratch)
+        summary, layout = scale_curves.run_pipeline(spec_path, storage.resolve_uri(str(scratch)))
+        (trial,) = scale_curves.train_trials(layout)[:1]
+        train, valid = scale_curves.split_paths(layout)
         threads = int(trial.get("cpus") or os.cpu_count())
         # Raw XGBoost, best of `repeat` (the first CUDA fit also pays the context's start).
-        raw_fits = [bench_scale.plain_xgboost(train, valid, rounds, threads, device=device)
+        raw_fits = [scale_curves.plain_xgboost(train, valid, rounds, threads, device=device)
                     for _ in range(repeat)]  # fmt: skip
         best = min(raw_fits, key=lambda r: r["s_per_round"])
         case = {"rows": rows, "run_id": summary["run_id"], "trial": trial,
-                "stages": bench_scale.stage_costs(layout), "raw_xgboost": raw_fits,
+                "stages": scale_curves.stage_costs(layout), "raw_xgboost": raw_fits,
                 "ratio_per_round": round(trial["s_per_round"] / best["s_per_round"], 3),
                 "ratio_fit_s": round(trial["fit_s"] / best["fit_s"], 3)}  # fmt: skip
     finally:
@@ -64,7 +64,7 @@ def check_size(rows: int, *, rounds: int, device: str, repeat: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--rows", type=bench_scale.sizes, default=[1_000_000, 10_000_000])
+    parser.add_argument("--rows", type=scale_curves.sizes, default=[1_000_000, 10_000_000])
     parser.add_argument("--rounds", type=int, default=200)
     parser.add_argument("--repeat", type=int, default=2, help="raw XGBoost fits per size")
     parser.add_argument("--cpu", action="store_true", help="dry run: everything on CPUs")
@@ -79,7 +79,7 @@ def main() -> None:
     report["xgboost"] = xgboost.__version__
     args.out.mkdir(parents=True, exist_ok=True)
     for rows in args.rows:
-        report["cases"].append(bench_scale._attempt(
+        report["cases"].append(scale_curves._attempt(
             lambda rows=rows: check_size(rows, rounds=args.rounds, device=device,
                                          repeat=args.repeat)))  # fmt: skip
         (args.out / "gpu-check.json").write_text(json.dumps(report, indent=2, default=str))

@@ -3,11 +3,11 @@ flights-like table (bench/flights_synthetic.py) at growing sizes, with anchors m
 the same run: the plain pandas ETL script of bench_etl.py and plain XGBoost `hist` on the
 features stage's own splits.
 
-    python bench/bench_scale.py                                  # 100k, 1M and 10M rows
-    python bench/bench_scale.py --sizes 100000,1000000 --docs    # + docs/scale.md and its plot
-    python bench/bench_scale.py --etl-sizes 50000000             # + ETL alone at 50M (long)
-    python bench/bench_scale.py --dask-cluster                   # + ETL on a Dask cluster
-    python bench/bench_scale.py --data-parallel                  # + train.data_parallel: always
+    python bench/scale_curves.py                                  # 100k, 1M and 10M rows
+    python bench/scale_curves.py --sizes 100000,1000000 --docs    # + docs/scale.md and its plot
+    python bench/scale_curves.py --etl-sizes 50000000             # + ETL alone at 50M (long)
+    python bench/scale_curves.py --dask-cluster                   # + ETL on a Dask cluster
+    python bench/scale_curves.py --data-parallel                  # + train.data_parallel: always
 
 Per stage: wall time, CPU-seconds and peak RSS from its manifest's profile, and the
 log-log slope between consecutive sizes. Train does a fixed amount of work (one XGBoost
