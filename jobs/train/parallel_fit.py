@@ -35,8 +35,10 @@ def train_worker(loop: dict) -> None:
     family = load_family(settings.family)
     context = ray.train.get_context()
     rank = context.get_world_rank()
-    deadline = settings.deadline()  # the family's clock, shared with every worker
+    # The shards first, then the family's clock (shared with every worker): reading is
+    # the start-up a single-worker trial has done before it starts, through its arguments.
     data = shard_data(splits)
+    deadline = settings.deadline()
     options = replace(
         settings.fit_options(deadline=deadline, reporting=False),
         on_rounds=_report_round(settings.metric.name),

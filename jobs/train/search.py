@@ -61,6 +61,9 @@ TOP_TRIALS = 3  # per family, the completed trials kept as ensemble candidates
 # started STARTUP_WAIT_S after the Tuner, whatever they do: a backstop, never the clock.
 BACKSTOP_S = 30.0
 STARTUP_WAIT_S = 120.0
+# A data-parallel trial starts a Ray Train worker group and Ray Data's executors too, and
+# its workers read their shards before its clock starts: 2-3 minutes on a busy 2-core node.
+PARALLEL_STARTUP_WAIT_S = 300.0
 
 
 @dataclass(frozen=True)
@@ -200,7 +203,8 @@ def search_family(
         param_space=space,
         tune_config=tune.TuneConfig(
             metric=metric.name, mode=metric.mode, num_samples=limit,
-            time_budget_s=STARTUP_WAIT_S + budget_s + max(margin, BACKSTOP_S),
+            time_budget_s=(PARALLEL_STARTUP_WAIT_S if parallel else STARTUP_WAIT_S)
+            + budget_s + max(margin, BACKSTOP_S),
             # A data-parallel trial's Train controller lives with its Tune actor: a fresh
             # actor per trial, so a stopped trial's workers end with it.
             reuse_actors=parallel is None, search_alg=limiter,

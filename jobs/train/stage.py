@@ -56,6 +56,7 @@ def run(ctx: StageContext) -> None:
                           [target_transform.transformed(f, log) for f in data.folds])  # fmt: skip
     if main.task == "regression":
         print(f"[train] target scale: {scale['transform'] or 'original'} ({scale['reason']})")
+    budget = spec.time_budget_s - (time.time() - started)  # Ray's start is not charged
     storage = tune_storage(ctx.layout, ctx.attempt)
     with ray_session(ctx.work_dir) as where:
         print(f"[train] Ray: {where}; Tune state in {storage.uri}")
@@ -72,7 +73,6 @@ def run(ctx: StageContext) -> None:
                       "not on features' CV folds")  # fmt: skip
                 data = SearchData(data.main)
         refit = spec.refit_on_train_valid and not parallel
-        budget = spec.time_budget_s - (time.time() - started)
         search_budget = budget * (1 - REFIT_SHARE) if refit else budget
         result = search(data, spec, metric, storage=storage, budget_s=max(search_budget, 1.0),
                         splits=splits)  # fmt: skip

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -33,7 +34,7 @@ pytestmark = pytest.mark.slow
 pytest.importorskip("grpc", reason="Ray Client needs ray[client] (grpcio): see docs/train.md")
 
 ROWS = 3000
-BUDGET_S = 45
+BUDGET_S = 60
 
 
 def s3_features_run(root: str, train: dict) -> RunLayout:
@@ -65,8 +66,8 @@ def read_split(layout: RunLayout, name: str) -> pd.DataFrame:
 def test_data_parallel_trials_on_two_nodes_read_shards_from_s3(tmp_path, s3_env):
     train = {
         "models": ["xgboost"], "data_parallel": "always", "data_parallel_workers": 2,
-        "num_samples": 3, "time_budget_s": BUDGET_S, "max_rounds": 300, "report_every": 10,
-        "early_stopping_rounds": 300, "search": "random",
+        "num_samples": 2, "time_budget_s": BUDGET_S, "max_rounds": 100, "report_every": 20,
+        "early_stopping_rounds": 100, "search": "random",
     }  # fmt: skip
     layout = s3_features_run(s3_env, train)
     # Two nodes of two CPUs: a trial's two workers (one per node, SPREAD) and Ray Data's
@@ -108,8 +109,11 @@ def test_data_parallel_trials_on_two_nodes_read_shards_from_s3(tmp_path, s3_env)
         assert sum(rows) == train_rows and max(rows) < train_rows, rows
     # ASHA saw the per-round reports: stopped trials stopped at a rung, not at the end.
     assert set(trials["status"]) <= {"ok", "early_stopped", "stopped"}, trials["status"]
-    assert (trials["rounds"].dropna() <= 300).all()
-    assert manifest.metrics["search_s"] < BUDGET_S + 120  # the budget (plus start-up)
+    assert (trials["rounds"].dropna() <= 100).all()
+    # The family's share counted from its first trial's start: used within it, plus the
+    # margin a trial takes to stop at a report and save (start-up is reported apart).
+    used = re.search(r"\[train\] xgboost: .*; (\d+)s of the (\d+)s budget used", done.stdout)
+    assert used and int(used[1]) <= int(used[2]) + 30, used and used[0]
 
     # The saved model is a native booster, as good as a single-process fit on the same rows.
     train_split, test_split = read_split(layout, "train"), read_split(layout, "test")
