@@ -43,7 +43,7 @@ def worker_memory_bytes() -> float:
         node["Resources"].get("memory", 0.0) / node["Resources"]["CPU"]
         for node in ray.nodes()
         if node.get("Alive") and node["Resources"].get("CPU", 0) > 0
-    ]  # fmt: skip
+    ]
     return min(shares) if shares else 0.0
 
 
@@ -72,6 +72,7 @@ def plan(spec: TrainSpec, cluster: dict[str, float]) -> ParallelPlan:
             "lower train.data_parallel_workers or set train.data_parallel: never"
         )
     concurrency = max(int(cluster["CPU"] - READ_CPUS) // (workers * cpus), 1)
-    concurrency = min(concurrency, spec.num_samples or concurrency,
-                      spec.max_concurrent_trials or concurrency)  # fmt: skip
+    concurrency = min(
+        concurrency, spec.num_samples or concurrency, spec.max_concurrent_trials or concurrency
+    )
     return ParallelPlan(workers=workers, cpus_per_worker=cpus, concurrency=concurrency)

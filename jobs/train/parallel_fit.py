@@ -44,7 +44,7 @@ def train_worker(loop: dict) -> None:
         on_rounds=_report_round(settings.metric.name),
         stop_after=AgreedStop(deadline, every=settings.report_every),
         library_params=library_params(family.name),
-    )  # fmt: skip
+    )
     started = time.time()
     fit = family.fit(config, data, options)
     fit_s = time.time() - started
@@ -58,18 +58,23 @@ def train_worker(loop: dict) -> None:
     # No ROUNDS here: this report reaches Tune too, and ASHA must not stop the trial on it
     # before run_parallel_trial reports the final result with the checkpoint.
     result = {
-        settings.metric.name: valid, "valid": valid, "fit_s": round(fit_s, 3),
-        "rounds_trained": fit.rounds, "best_iteration": fit.best_iteration,
-        "allowed_s": round(deadline - started, 3), "node": node,
-        "curve_rounds": curve.rounds, "curve_train": curve.train, "curve_valid": curve.valid,
-    }  # fmt: skip
+        settings.metric.name: valid,
+        "valid": valid,
+        "fit_s": round(fit_s, 3),
+        "rounds_trained": fit.rounds,
+        "best_iteration": fit.best_iteration,
+        "allowed_s": round(deadline - started, 3),
+        "node": node,
+        "curve_rounds": curve.rounds,
+        "curve_train": curve.train,
+        "curve_valid": curve.valid,
+    }
     if rank != 0:
         ray.train.report(result)
         return
     with tempfile.TemporaryDirectory(prefix="mlbatch-parallel-") as folder:
         family.save(fit, Path(folder))
-        np.save(Path(folder) / PREDICTIONS_FILE, predicted.astype("float32"),
-                allow_pickle=False)  # fmt: skip
+        np.save(Path(folder) / PREDICTIONS_FILE, predicted.astype("float32"), allow_pickle=False)
         ray.train.report(result, checkpoint=Checkpoint.from_directory(folder))
 
 
@@ -81,10 +86,16 @@ def shard_data(splits: StoredSplits) -> TrainingData:
     x_valid, y_valid = split_arrays(valid, splits.features, splits.target_column, "valid")
     scale = splits.target_transform
     return TrainingData(
-        task=splits.task, features=splits.features, categorical=splits.categorical,
-        classes=splits.classes, x_train=x_train, y_train=forward(scale, y_train),
-        x_valid=x_valid, y_valid=forward(scale, y_valid), target_transform=scale,
-    )  # fmt: skip
+        task=splits.task,
+        features=splits.features,
+        categorical=splits.categorical,
+        classes=splits.classes,
+        x_train=x_train,
+        y_train=forward(scale, y_train),
+        x_valid=x_valid,
+        y_valid=forward(scale, y_valid),
+        target_transform=scale,
+    )
 
 
 def library_params(family: str) -> dict:

@@ -56,8 +56,9 @@ def read_split(uri: str, columns: list[str], *, blocks: int | None = None) -> ra
     """A split as Ray Data, read by Ray Data's own tasks from storage: local files, or S3
     through a filesystem that pickles without keys (mlbatch.arrow_s3)."""
     filesystem, path = storage.arrow_filesystem(uri)
-    return ray.data.read_parquet(path, filesystem=filesystem, columns=columns,
-                                 override_num_blocks=blocks)  # fmt: skip
+    return ray.data.read_parquet(
+        path, filesystem=filesystem, columns=columns, override_num_blocks=blocks
+    )
 
 
 def trainer_class(family: str):
@@ -78,8 +79,12 @@ def run_parallel_trial(config: dict, *, settings: TrialSettings, parallel: Paral
     worker_log = WorkerLog.remote()
     trainer = trainer_class(settings.family)(
         train_worker,
-        train_loop_config={"config": config, "splits": splits, "settings": settings,
-                           "worker_log": worker_log},  # fmt: skip
+        train_loop_config={
+            "config": config,
+            "splits": splits,
+            "settings": settings,
+            "worker_log": worker_log,
+        },
         datasets={
             # One block per worker: each worker's shard is read by its own task.
             "train": read_split(splits.train_uri, splits.columns, blocks=parallel.workers),
@@ -88,13 +93,16 @@ def run_parallel_trial(config: dict, *, settings: TrialSettings, parallel: Paral
         # Every worker scores the whole valid split (parallel_fit.py says why).
         dataset_config=ray.train.DataConfig(datasets_to_split=["train"]),
         scaling_config=ray.train.ScalingConfig(
-            num_workers=parallel.workers, resources_per_worker={"CPU": parallel.cpus_per_worker},
+            num_workers=parallel.workers,
+            resources_per_worker={"CPU": parallel.cpus_per_worker},
             placement_strategy="SPREAD",  # the point is the nodes' memory, not one node's
-        ),  # fmt: skip
+        ),
         run_config=ray.train.RunConfig(
-            name=f"{settings.family}-workers-{trial_id}", storage_path=parallel.storage.path,
-            storage_filesystem=parallel.storage.filesystem, callbacks=[TuneReportCallback()],
-        ),  # fmt: skip
+            name=f"{settings.family}-workers-{trial_id}",
+            storage_path=parallel.storage.path,
+            storage_filesystem=parallel.storage.filesystem,
+            callbacks=[TuneReportCallback()],
+        ),
     )
     result = trainer.fit()
     metrics = dict(result.metrics)
@@ -112,6 +120,6 @@ def run_parallel_trial(config: dict, *, settings: TrialSettings, parallel: Paral
         "worker_nodes": [node for node, _ in workers],
         "worker_rows": [rows for _, rows in workers],
         "final": True,
-    }  # fmt: skip
+    }
     with result.checkpoint.as_directory() as folder:
         tune.report(final, checkpoint=tune.Checkpoint.from_directory(folder))

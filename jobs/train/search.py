@@ -119,10 +119,11 @@ def search(
             plan = replace(plan, concurrency=1)
         parallel = None
         if parallel_plan is not None and family in data_parallel.PARALLEL_FAMILIES:
-            parallel = ParallelSettings(splits, parallel_plan.workers,
-                                        parallel_plan.cpus_per_worker, storage)  # fmt: skip
-            plan = resources.TrialResources(cpus=parallel_plan.cpus_per_worker, gpus=0.0,
-                                            device="cpu", concurrency=parallel_plan.concurrency)  # fmt: skip
+            cpus = parallel_plan.cpus_per_worker
+            parallel = ParallelSettings(splits, parallel_plan.workers, cpus, storage)
+            plan = resources.TrialResources(
+                cpus=cpus, gpus=0.0, device="cpu", concurrency=parallel_plan.concurrency
+            )
         limit = trial_limit(family, spec)
         workers = f"{parallel.workers} data-parallel workers of " if parallel else ""
         print(
@@ -131,8 +132,10 @@ def search(
             f"{workers}{plan.cpus} CPU {plan.gpus:g} GPU ({plan.device})"
         )
         family_started = time.time()
-        grid = search_family(family, data, spec, metric, budget_s=share, plan=plan,
-                             storage=storage, best=best, clock=clock, parallel=parallel)  # fmt: skip
+        grid = search_family(
+            family, data, spec, metric, budget_s=share, plan=plan, storage=storage, best=best,
+            clock=clock, parallel=parallel,
+        )  # fmt: skip
         window = ray.get(clock.window.remote(family))
         began = window[0] if window else time.time()
         spent += time.time() - began

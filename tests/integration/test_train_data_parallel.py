@@ -40,8 +40,8 @@ BUDGET_S = 60
 def s3_features_run(root: str, train: dict) -> RunLayout:
     """A run on S3 whose features stage committed realistic outputs (binary task)."""
     layout = RunLayout(root, new_run_id())
-    write_spec(layout, {"name": "dp", "target": "y",
-                        "etl": {"sources": {"table": {"uri": "table.csv"}}}, "train": train})  # fmt: skip
+    sources = {"table": {"uri": "table.csv"}}
+    write_spec(layout, {"name": "dp", "target": "y", "etl": {"sources": sources}, "train": train})
     outputs = {}
     with tempfile.TemporaryDirectory() as folder:
         write_features_outputs(Path(folder), "binary", rows=ROWS)
@@ -74,17 +74,18 @@ def test_data_parallel_trials_on_two_nodes_read_shards_from_s3(tmp_path, s3_env)
     # reads; the nodes inherit the S3 credentials from this environment.
     with RayCluster.start(nodes=2, cpus_per_node=2) as cluster:
         environment = {**os.environ, "RAY_ADDRESS": cluster.client_address}
-        done = subprocess.run(
-            [sys.executable, "-m", "mlbatch_jobs.train", "--run", layout.uri, "--attempt",
-             "1-abcd"], env=environment, capture_output=True, text=True, timeout=400,
-        )  # fmt: skip
-    (tmp_path / "train.log").write_text(done.stdout + done.stderr)  # the whole story
-    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
-    assert "[train] data-parallel: XGBoost and LightGBM trials train on 2 workers" in done.stdout
-    assert "1 at a time with 2 data-parallel workers of 1 CPU" in done.stdout, done.stdout
-    assert "the model is kept as trained on train alone" in done.stdout
+        log_path = tmp_path / "train.log"  # the whole story, kept even on a timeout
+        with log_path.open("w") as log:
+            done = subprocess.run(
+                [sys.executable, "-m", "mlbatch_jobs.train", "--run", layout.uri, "--attempt",
+                 "1-abcd"], env=environment, stdout=log, stderr=subprocess.STDOUT, timeout=600,
+            )  # fmt: skip
+    output = log_path.read_text()
+    assert done.returncode == 0, output[-4000:]
+    assert "[train] data-parallel: XGBoost and LightGBM trials train on 2 workers" in output
+    assert "1 at a time with 2 data-parallel workers of 1 CPU" in output, output
+    assert "the model is kept as trained on train alone" in output
 
-    attempt = storage.join(layout.uri, "train/attempts/1-abcd")
     manifest, _ = load_manifest(layout, "train")
     assert manifest.metrics["data_parallel"] is True
     with tempfile.TemporaryDirectory() as folder:
@@ -95,7 +96,6 @@ def test_data_parallel_trials_on_two_nodes_read_shards_from_s3(tmp_path, s3_env)
         trials = pq.read_table(local / "trials.parquet").to_pandas()
         booster = xgboost.Booster(model_file=str(local / "model_model.json"))
         info = json.loads((local / "model_model_info.json").read_text())
-    del attempt
 
     # Every completed trial ran two workers on the cluster's two nodes, and the workers'
     # shards add up to the train split (each read its own part, none the whole table).
@@ -112,7 +112,7 @@ def test_data_parallel_trials_on_two_nodes_read_shards_from_s3(tmp_path, s3_env)
     assert (trials["rounds"].dropna() <= 100).all()
     # The family's share counted from its first trial's start: used within it, plus the
     # margin a trial takes to stop at a report and save (start-up is reported apart).
-    used = re.search(r"\[train\] xgboost: .*; (\d+)s of the (\d+)s budget used", done.stdout)
+    used = re.search(r"\[train\] xgboost: .*; (\d+)s of the (\d+)s budget used", output)
     assert used and int(used[1]) <= int(used[2]) + 30, used and used[0]
 
     # The saved model is a native booster, as good as a single-process fit on the same rows.
