@@ -64,6 +64,9 @@ STARTUP_WAIT_S = 120.0
 # A data-parallel trial starts a Ray Train worker group and Ray Data's executors too, and
 # its workers read their shards before its clock starts: 2-3 minutes on a busy 2-core node.
 PARALLEL_STARTUP_WAIT_S = 300.0
+# ... and a later trial's start-up is charged to the share (its clock runs): none starts
+# this long before the share ends, on top of the two margins.
+PARALLEL_LAUNCH_LEAD_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -197,7 +200,8 @@ def search_family(
     space = search_space(family, data.main.task, spec.search_spaces.get(family))
     limiter = LaunchUntil(
         searcher or searcher_for(spec, points=portfolio(family, space)),
-        max_concurrent=plan.concurrency, ends=ends, lead_s=2 * margin,
+        max_concurrent=plan.concurrency, ends=ends,
+        lead_s=2 * margin + (PARALLEL_LAUNCH_LEAD_S if parallel else 0.0),
     )  # fmt: skip
     uses_rounds = load_family(family).uses_rounds
     limit = trial_limit(family, spec)

@@ -110,10 +110,11 @@ def test_data_parallel_trials_on_two_nodes_read_shards_from_s3(tmp_path, s3_env)
     # ASHA saw the per-round reports: stopped trials stopped at a rung, not at the end.
     assert set(trials["status"]) <= {"ok", "early_stopped", "stopped"}, trials["status"]
     assert (trials["rounds"].dropna() <= 100).all()
-    # The family's share counted from its first trial's start: used within it, plus the
-    # margin a trial takes to stop at a report and save (start-up is reported apart).
+    # The family's share counted from its first trial's start: used within it, plus what a
+    # trial started before the end takes to start (charged: its clock runs), stop at a
+    # report and save; a trial boosting on past the share would blow far beyond.
     used = re.search(r"\[train\] xgboost: .*; (\d+)s of the (\d+)s budget used", output)
-    assert used and int(used[1]) <= int(used[2]) + 30, used and used[0]
+    assert used and int(used[1]) <= int(used[2]) + 150, used and used[0]
 
     # The saved model is a native booster, as good as a single-process fit on the same rows.
     train_split, test_split = read_split(layout, "train"), read_split(layout, "test")
