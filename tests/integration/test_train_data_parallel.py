@@ -67,7 +67,7 @@ def test_data_parallel_trials_on_two_nodes_read_shards_from_s3(tmp_path, s3_env)
     train = {
         "models": ["xgboost"], "data_parallel": "always", "data_parallel_workers": 2,
         "num_samples": 2, "time_budget_s": BUDGET_S, "max_rounds": 100, "report_every": 20,
-        "early_stopping_rounds": 100, "search": "random",
+        "early_stopping_rounds": 100, "search": "random", "ensemble": False,
     }  # fmt: skip
     layout = s3_features_run(s3_env, train)
     # Two nodes of two CPUs: a trial's two workers (one per node, SPREAD) and Ray Data's
