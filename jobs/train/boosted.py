@@ -3,7 +3,6 @@ reports, a deadline, GPUs where the library can use them."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import lightgbm
@@ -12,7 +11,14 @@ import xgboost
 from ray import tune
 
 from mlbatch_jobs.train.data import TrainingData
-from mlbatch_jobs.train.models import Curve, Fit, FitOptions, native_feature_names, report_due
+from mlbatch_jobs.train.models import (
+    Curve,
+    Fit,
+    FitOptions,
+    native_feature_names,
+    report_due,
+    stop_due,
+)
 
 # LightGBM's early stopping skips the validation set named like the training data, so the
 # training sample (followed for the overfitting curve) must carry that name.
@@ -46,7 +52,7 @@ class XGBoostFamily:
             "objective": self.objectives[data.task],
             "eval_metric": _metrics(options, "xgboost"),
             "tree_method": "hist", "nthread": options.threads, "seed": options.seed,
-            "device": options.device, **config,
+            "device": options.device, **options.library_params, **config,
         }  # fmt: skip
         if data.task == "multiclass":
             params["num_class"] = data.num_classes
@@ -109,7 +115,7 @@ class _XGBoostRounds(xgboost.callback.TrainingCallback):
         if report_due(rounds, self.options):
             value = evals_log["valid"][self.options.metric.native("xgboost")][-1]
             self.options.on_rounds(rounds, self.options.metric.from_native(value, self.y_valid))
-        return bool(self.options.deadline) and time.time() >= self.options.deadline
+        return stop_due(rounds, self.options)
 
 
 class LightGBMFamily:
@@ -140,7 +146,7 @@ class LightGBMFamily:
             "objective": self.objectives[data.task], "metric": _metrics(options, "lightgbm"),
             "num_threads": options.threads, "seed": options.seed, "verbosity": -1,
             "bagging_freq": 1,  # subsample only takes effect with bagging on
-            "device_type": options.device, **config,
+            "device_type": options.device, **options.library_params, **config,
         }  # fmt: skip
         if data.task == "multiclass":
             params["num_class"] = data.num_classes
@@ -211,7 +217,7 @@ def _lightgbm_rounds(options: FitOptions, history: dict, y_valid: np.ndarray):
         if report_due(rounds, options):
             value = history["valid"][native][-1]
             options.on_rounds(rounds, options.metric.from_native(value, y_valid))
-        if options.deadline and time.time() >= options.deadline:
+        if stop_due(rounds, options):
             scores = history["valid"][stopping]
             higher_is_better = next(
                 entry[3] for entry in env.evaluation_result_list

@@ -80,6 +80,36 @@ def load_search_data(ctx: StageContext, *, use_folds: bool) -> tuple[SearchData,
     return SearchData(main, folds), schema
 
 
+@dataclass(frozen=True)
+class StoredSplits:
+    """Where the features stage stored the train and valid splits, and how to read them:
+    what data-parallel workers get instead of arrays (they read their shards themselves)."""
+
+    train_uri: str
+    valid_uri: str
+    task: str
+    features: list[str]
+    categorical: list[int]
+    classes: list | None
+    target_column: str
+    target_transform: str | None = None  # applied to the targets as each worker reads them
+
+    @property
+    def columns(self) -> list[str]:
+        return [*self.features, self.target_column]
+
+
+def stored_splits(ctx: StageContext, schema: dict, data: TrainingData) -> StoredSplits:
+    """The splits data was read from, by their storage URIs (local paths or s3://)."""
+    return StoredSplits(
+        train_uri=ctx.upstream_uri("features", "splits/train.parquet"),
+        valid_uri=ctx.upstream_uri("features", "splits/valid.parquet"),
+        task=data.task, features=data.features, categorical=data.categorical,
+        classes=data.classes, target_column=schema.get("target_column", "__target"),
+        target_transform=data.target_transform,
+    )  # fmt: skip
+
+
 def load_test_split(ctx: StageContext, data: TrainingData, schema: dict) -> tuple[np.ndarray, ...]:
     """The held-out test rows in the model's column order (for the leaderboard only)."""
     target = schema.get("target_column", "__target")

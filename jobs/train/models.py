@@ -9,6 +9,7 @@ pickle: XGBoost JSON, LightGBM text, or skops with a list of trusted types.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +36,11 @@ class FitOptions:
     # Called every report_every rounds with (rounds so far, validation metric); the search
     # passes Tune's report here, which may end the trial (ASHA) by raising SystemExit.
     on_rounds: Callable[[int, float], None] | None = None
+    # Data-parallel workers (parallel_fit.py): whether to stop after this round, the same
+    # answer on every worker (one worker stopping alone would hang the others); replaces
+    # the deadline check. And the library's own distributed parameters (LightGBM's network).
+    stop_after: Callable[[int], bool] | None = None
+    library_params: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -97,3 +103,10 @@ def native_feature_names(features: list[str]) -> list[str]:
 
 def report_due(rounds: int, options: FitOptions) -> bool:
     return options.on_rounds is not None and rounds % options.report_every == 0
+
+
+def stop_due(rounds: int, options: FitOptions) -> bool:
+    """Stop boosting after this round: the deadline passed (or the workers agree it did)."""
+    if options.stop_after is not None:
+        return options.stop_after(rounds)
+    return bool(options.deadline) and time.time() >= options.deadline

@@ -26,11 +26,12 @@ from ray.tune.search import ConcurrencyLimiter, Searcher
 from ray.tune.search.optuna import OptunaSearch
 
 from mlbatch.spec import TrainSpec
-from mlbatch_jobs.train import resources
+from mlbatch_jobs.train import data_parallel, resources
 from mlbatch_jobs.train.budget_clock import start_clock
-from mlbatch_jobs.train.data import SearchData
+from mlbatch_jobs.train.data import SearchData, StoredSplits
 from mlbatch_jobs.train.families import load_family
 from mlbatch_jobs.train.metrics import TuningMetric, sort_best_first
+from mlbatch_jobs.train.parallel_trial import TRIAL_RESOURCES, ParallelSettings, run_parallel_trial
 from mlbatch_jobs.train.portfolio import portfolio
 from mlbatch_jobs.train.progress import Progress
 from mlbatch_jobs.train.spaces import check_overrides, search_space
@@ -60,6 +61,12 @@ TOP_TRIALS = 3  # per family, the completed trials kept as ensemble candidates
 # started STARTUP_WAIT_S after the Tuner, whatever they do: a backstop, never the clock.
 BACKSTOP_S = 30.0
 STARTUP_WAIT_S = 120.0
+# A data-parallel trial starts a Ray Train worker group and Ray Data's executors too, and
+# its workers read their shards before its clock starts: 2-3 minutes on a busy 2-core node.
+PARALLEL_STARTUP_WAIT_S = 300.0
+# ... and a later trial's start-up is charged to the share (its clock runs): none starts
+# this long before the share ends, on top of the two margins.
+PARALLEL_LAUNCH_LEAD_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -82,14 +89,18 @@ class SearchResult:
 
 def search(
     data: SearchData, spec: TrainSpec, metric: TuningMetric, *, storage: TuneStorage,
-    budget_s: float | None = None,
+    budget_s: float | None = None, splits: StoredSplits | None = None,
 ) -> SearchResult:  # fmt: skip
     """Search every family in spec.models on a running Ray; each gets its weighted share of
     what is left of the budget (budget_s, default the spec's), so time a family does not
     use goes to the next. The search's wall time is the budget plus the families' start-up
-    (SearchResult.startup_s)."""
+    (SearchResult.startup_s). splits: where the train and valid splits are stored, given
+    when XGBoost and LightGBM train data-parallel (data_parallel.py)."""
     cluster = resources.cluster_resources()
     resources.check_gpu_requirement(spec, cluster)  # before any trial starts
+    if splits is not None and data.cv:
+        raise ValueError("data-parallel trials score on the train/valid split only: no folds")
+    parallel_plan = data_parallel.plan(spec, cluster) if splits is not None else None
     for family in spec.models:
         check_overrides(family, data.main.task, spec.search_spaces.get(family, {}))
     started = time.time()
@@ -109,15 +120,25 @@ def search(
         plan = resources.plan_trials(load_family(family), spec, cluster, gpu_device=device)
         if family in SERIAL_FAMILIES:
             plan = replace(plan, concurrency=1)
+        parallel = None
+        if parallel_plan is not None and family in data_parallel.PARALLEL_FAMILIES:
+            cpus = parallel_plan.cpus_per_worker
+            parallel = ParallelSettings(splits, parallel_plan.workers, cpus, storage)
+            plan = resources.TrialResources(
+                cpus=cpus, gpus=0.0, device="cpu", concurrency=parallel_plan.concurrency
+            )
         limit = trial_limit(family, spec)
+        workers = f"{parallel.workers} data-parallel workers of " if parallel else ""
         print(
             f"[train] searching {family}: {'until the budget ends' if limit < 0 else limit} "
-            f"trials, {share:.0f}s budget, "
-            f"{plan.concurrency} at a time with {plan.cpus} CPU {plan.gpus:g} GPU ({plan.device})"
+            f"trials, {share:.0f}s budget, {plan.concurrency} at a time with "
+            f"{workers}{plan.cpus} CPU {plan.gpus:g} GPU ({plan.device})"
         )
         family_started = time.time()
-        grid = search_family(family, data, spec, metric, budget_s=share, plan=plan,
-                             storage=storage, best=best, clock=clock)  # fmt: skip
+        grid = search_family(
+            family, data, spec, metric, budget_s=share, plan=plan, storage=storage, best=best,
+            clock=clock, parallel=parallel,
+        )  # fmt: skip
         window = ray.get(clock.window.remote(family))
         began = window[0] if window else time.time()
         spent += time.time() - began
@@ -149,11 +170,12 @@ def search_family(
     family: str, data: SearchData, spec: TrainSpec, metric: TuningMetric, *,
     budget_s: float, plan: resources.TrialResources, storage: TuneStorage,
     best: tuple[float, str] | None = None, searcher: Searcher | None = None, clock=None,
+    parallel: ParallelSettings | None = None,
 ) -> tune.ResultGrid:  # fmt: skip
     """One Tune run over a family's space; every trial's result, failed ones included.
     budget_s counts from the family's first trial's start, on clock (a new one unless
     given). searcher: the spec's (searcher_for) unless given, as a benchmark replaying
-    configs does."""
+    configs does. parallel: train each trial data-parallel (parallel_trial.py)."""
     # Tune stops every trial still running when its budget ends, and their results are
     # lost. So new trials start only until two margins before the end, running ones stop
     # boosting one margin before it, which leaves them time to score and report. Tune's
@@ -166,13 +188,20 @@ def search_family(
         share_s=budget_s, margin_s=margin, max_rounds=spec.max_rounds,
         early_stopping_rounds=spec.early_stopping_rounds, report_every=spec.report_every,
     )  # fmt: skip
-    trainable = tune.with_resources(
-        tune.with_parameters(run_trial, data=data, settings=settings), plan.ray_resources
-    )
+    if parallel is None:
+        trainable = tune.with_resources(
+            tune.with_parameters(run_trial, data=data, settings=settings), plan.ray_resources
+        )
+    else:  # the workers read the data themselves: none goes through the object store
+        trainable = tune.with_resources(
+            tune.with_parameters(run_parallel_trial, settings=settings, parallel=parallel),
+            TRIAL_RESOURCES,
+        )  # fmt: skip
     space = search_space(family, data.main.task, spec.search_spaces.get(family))
     limiter = LaunchUntil(
         searcher or searcher_for(spec, points=portfolio(family, space)),
-        max_concurrent=plan.concurrency, ends=ends, lead_s=2 * margin,
+        max_concurrent=plan.concurrency, ends=ends,
+        lead_s=2 * margin + (PARALLEL_LAUNCH_LEAD_S if parallel else 0.0),
     )  # fmt: skip
     uses_rounds = load_family(family).uses_rounds
     limit = trial_limit(family, spec)
@@ -181,8 +210,11 @@ def search_family(
         param_space=space,
         tune_config=tune.TuneConfig(
             metric=metric.name, mode=metric.mode, num_samples=limit,
-            time_budget_s=STARTUP_WAIT_S + budget_s + max(margin, BACKSTOP_S),
-            reuse_actors=True, search_alg=limiter,
+            time_budget_s=(PARALLEL_STARTUP_WAIT_S if parallel else STARTUP_WAIT_S)
+            + budget_s + max(margin, BACKSTOP_S),
+            # A data-parallel trial's Train controller lives with its Tune actor: a fresh
+            # actor per trial, so a stopped trial's workers end with it.
+            reuse_actors=parallel is None, search_alg=limiter,
             scheduler=asha(spec) if uses_rounds and spec.scheduler == "asha" else FIFOScheduler(),
         ),
         run_config=tune.RunConfig(
@@ -278,6 +310,7 @@ def trial_record(family: str, result, metric: str) -> dict:
         **{key: metrics.get(key) for key in (
             "valid", "cv_scores", ROUNDS, "best_iteration", "fit_s", "rounds_per_s", "allowed_s",
             "node", "device", "cpus", "gpus", "curve_rounds", "curve_train", "curve_valid",
+            "workers", "worker_nodes", "worker_rows",
         )},
     }  # fmt: skip
     if result.error is not None:

@@ -11,8 +11,14 @@ from pathlib import Path
 from mlbatch import scoring
 from mlbatch.spec import TrainSpec
 from mlbatch.stage import StageContext
-from mlbatch_jobs.train import final_model, target_transform
-from mlbatch_jobs.train.data import SearchData, TrainingData, load_search_data, load_test_split
+from mlbatch_jobs.train import data_parallel, final_model, target_transform
+from mlbatch_jobs.train.data import (
+    SearchData,
+    TrainingData,
+    load_search_data,
+    load_test_split,
+    stored_splits,
+)
 from mlbatch_jobs.train.families import load_family
 from mlbatch_jobs.train.metrics import TuningMetric, tuning_metric
 from mlbatch_jobs.train.models import FitOptions, native_feature_names
@@ -50,12 +56,26 @@ def run(ctx: StageContext) -> None:
                           [target_transform.transformed(f, log) for f in data.folds])  # fmt: skip
     if main.task == "regression":
         print(f"[train] target scale: {scale['transform'] or 'original'} ({scale['reason']})")
-    budget = spec.time_budget_s - (time.time() - started)
-    search_budget = budget * (1 - REFIT_SHARE) if spec.refit_on_train_valid else budget
+    budget = spec.time_budget_s - (time.time() - started)  # Ray's start is not charged
     storage = tune_storage(ctx.layout, ctx.attempt)
     with ray_session(ctx.work_dir) as where:
         print(f"[train] Ray: {where}; Tune state in {storage.uri}")
-        result = search(data, spec, metric, storage=storage, budget_s=max(search_budget, 1.0))
+        parallel, why = data_parallel.decide(
+            spec, table_bytes=main.x_train.nbytes, worker_memory=data_parallel.worker_memory_bytes()
+        )  # fmt: skip
+        splits = None
+        if parallel:
+            splits = stored_splits(ctx, schema, data.main)
+            print(f"[train] data-parallel: XGBoost and LightGBM trials train on "
+                  f"{spec.data_parallel_workers} workers ({why})")  # fmt: skip
+            if data.cv:
+                print("[train] data-parallel: trials score on the train/valid split only, "
+                      "not on features' CV folds")  # fmt: skip
+                data = SearchData(data.main)
+        refit = spec.refit_on_train_valid and not parallel
+        search_budget = budget * (1 - REFIT_SHARE) if refit else budget
+        result = search(data, spec, metric, storage=storage, budget_s=max(search_budget, 1.0),
+                        splits=splits)  # fmt: skip
         models = best_models(result, ctx.work_dir / "best")
         candidates = final_model.fetch_candidates(result, ctx.work_dir / "candidates", metric)
     best = result.best
@@ -72,7 +92,13 @@ def run(ctx: StageContext) -> None:
         chosen = final.selection
         print(f"[train] ensemble: {metric.name}={chosen['score']:.5f} on validation vs "
               f"{chosen['best_single']:.5f} for the best single model ({shown})")  # fmt: skip
-    if spec.refit_on_train_valid:
+    if spec.refit_on_train_valid and parallel:
+        # A refit would be one process over train + valid: the very table data-parallel
+        # training keeps out of one worker's memory.
+        final.refit_skipped = ("data-parallel training: the model is kept as trained on "
+                               "train alone (the refit runs in one process)")  # fmt: skip
+        print(f"[train] refit: {final.refit_skipped}")
+    elif refit:
         # The workers' start-up was not charged to the search: nor is it to the refit.
         deadline = started + spec.time_budget_s + sum(result.startup_s.values())
         final_model.refit_members(final, data, metric, spec, ctx.work_dir / "refit",
@@ -114,6 +140,7 @@ def run(ctx: StageContext) -> None:
         "early_stopped_trials": sum(t["status"] == "early_stopped" for t in result.trials),
         "search_s": result.wall_s,
         "search_startup_s": round(sum(result.startup_s.values()), 3),
+        "data_parallel": parallel,
     })  # fmt: skip
 
 

@@ -14,6 +14,8 @@ from mlbatch_jobs.train.search import SearchResult
 
 PARAM_PREFIX = "param_"  # one column per hyperparameter: param_max_depth, ...
 LIST_COLUMNS = ("cv_scores", "curve_rounds", "curve_train", "curve_valid")
+# Data-parallel trials: each worker's node and its shard's train rows, by rank.
+WORKER_COLUMNS = {"worker_nodes": pa.string(), "worker_rows": pa.int64()}
 
 
 def write_trials(path: Path, result: SearchResult) -> None:
@@ -39,6 +41,9 @@ def _row(trial: dict) -> dict:
 
 
 def _column(key: str, values: list) -> pa.Array:
+    if key in WORKER_COLUMNS:
+        item = WORKER_COLUMNS[key]
+        return pa.array([None if v is None else list(v) for v in values], type=pa.list_(item))
     if key in LIST_COLUMNS:
         item = pa.int64() if key == "curve_rounds" else pa.float64()
         return pa.array([None if v is None else list(v) for v in values], type=pa.list_(item))

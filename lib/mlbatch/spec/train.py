@@ -96,6 +96,15 @@ class TrainSpec(Model):
         "target's own scale",
     )  # fmt: skip
     resources: TrainResources = Field(default_factory=TrainResources)
+    data_parallel: Literal["auto", "always", "never"] = Field(
+        default="auto", description="XGBoost and LightGBM trials train data-parallel across "
+        "data_parallel_workers Ray Train workers, each reading its shard of the train split "
+        "from storage: always, never, or auto (when the train split's feature matrix is over "
+        "a quarter of one worker's memory; docs/train.md, Data-parallel training)",
+    )  # fmt: skip
+    data_parallel_workers: int = Field(
+        default=2, ge=2, le=256, description="Ray Train workers per data-parallel trial"
+    )
     seed: int = 0
 
     @model_validator(mode="after")
@@ -107,4 +116,7 @@ class TrainSpec(Model):
             raise ValueError(f"search_spaces for {unused[0]}, which models does not list")
         if self.resources.gpu == "required" and not set(self.models) & set(GPU_FAMILIES):
             raise ValueError("resources.gpu is required, but no listed model uses a GPU")
+        if self.data_parallel == "always" and self.resources.gpu == "required":
+            raise ValueError("data_parallel workers train on CPUs: data_parallel: always "
+                             "and resources.gpu: required do not go together")  # fmt: skip
         return self
