@@ -19,8 +19,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import scale_curves  # noqa: E402
 import flights_synthetic  # noqa: E402
+import scale_curves  # noqa: E402
 
 from mlbatch import storage  # noqa: E402
 

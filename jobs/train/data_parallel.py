@@ -47,24 +47,37 @@ def worker_memory_bytes() -> float:
     return min(shares) if shares else 0.0
 
 
-def decide(spec: TrainSpec, *, table_bytes: int, worker_memory: float) -> tuple[bool, str]:
-    """(data-parallel or not, why), from the spec's setting and the table's size."""
+def decide(
+    spec: TrainSpec, *, table_bytes: int, worker_memory: float, cluster_cpus: float | None = None
+) -> tuple[bool, str]:
+    """(data-parallel or not, why), from the spec's setting and the table's size. With
+    `auto`, a cluster too small for a data-parallel trial (cluster_cpus, when given)
+    trains in one worker, as before, rather than fail: the default never stops a run."""
     if not set(spec.models) & set(PARALLEL_FAMILIES):
         return False, "no listed family trains data-parallel (XGBoost, LightGBM)"
     if spec.data_parallel != "auto":
         return spec.data_parallel == "always", f"train.data_parallel is {spec.data_parallel}"
     limit = WORKER_MEMORY_SHARE * worker_memory
     size = f"the train matrix is {table_bytes / 2**20:.1f} MiB"
-    if worker_memory > 0 and table_bytes > limit:
-        return True, f"{size}, over a quarter of one worker's {worker_memory / 2**20:.0f} MiB"
-    return False, f"{size}, within a quarter of one worker's {worker_memory / 2**20:.0f} MiB"
+    if worker_memory <= 0 or table_bytes <= limit:
+        return False, f"{size}, within a quarter of one worker's {worker_memory / 2**20:.0f} MiB"
+    why = f"{size}, over a quarter of one worker's {worker_memory / 2**20:.0f} MiB"
+    needed = _cpus_needed(spec)
+    if cluster_cpus is not None and cluster_cpus < needed:
+        return False, (f"{why}, but a data-parallel trial needs {needed} CPUs and the Ray "
+                       f"cluster has {cluster_cpus:g}: one worker per trial")  # fmt: skip
+    return True, why
+
+
+def _cpus_needed(spec: TrainSpec) -> int:
+    return spec.data_parallel_workers * (spec.resources.cpus_per_trial or 1) + READ_CPUS
 
 
 def plan(spec: TrainSpec, cluster: dict[str, float]) -> ParallelPlan:
     """Workers, their CPUs and the trials at once; BadInput when the cluster is too small."""
     workers = spec.data_parallel_workers
     cpus = spec.resources.cpus_per_trial or 1
-    needed = workers * cpus + READ_CPUS
+    needed = _cpus_needed(spec)
     if cluster["CPU"] < needed:
         raise BadInput(
             f"data-parallel training with {workers} workers of {cpus} CPU needs {needed} CPUs "

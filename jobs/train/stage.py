@@ -11,7 +11,7 @@ from pathlib import Path
 from mlbatch import scoring
 from mlbatch.spec import TrainSpec
 from mlbatch.stage import StageContext
-from mlbatch_jobs.train import data_parallel, final_model, target_transform
+from mlbatch_jobs.train import data_parallel, final_model, resources, target_transform
 from mlbatch_jobs.train.data import (
     SearchData,
     TrainingData,
@@ -61,8 +61,12 @@ def run(ctx: StageContext) -> None:
     with ray_session(ctx.work_dir) as where:
         print(f"[train] Ray: {where}; Tune state in {storage.uri}")
         parallel, why = data_parallel.decide(
-            spec, table_bytes=main.x_train.nbytes, worker_memory=data_parallel.worker_memory_bytes()
+            spec, table_bytes=main.x_train.nbytes,
+            worker_memory=data_parallel.worker_memory_bytes(),
+            cluster_cpus=resources.cluster_resources()["CPU"],
         )  # fmt: skip
+        if not parallel and spec.data_parallel == "auto":
+            print(f"[train] one worker per trial: {why}")
         splits = None
         if parallel:
             splits = stored_splits(ctx, schema, data.main)

@@ -87,4 +87,5 @@ if __name__ == "__main__":
     # `python -m mlbatch.codeversion [STAGE | --runtime]`: the image tag of a stage (or the
     # controller, or the runtime image they share).
     argument = sys.argv[1] if len(sys.argv) > 1 else None
-    sys.stdout.write((runtime_version() if argument == "--runtime" else code_version(argument)) + "\n")
+    version = runtime_version() if argument == "--runtime" else code_version(argument)
+    sys.stdout.write(version + "\n")

@@ -19,7 +19,6 @@ from kube_cluster import BUCKET, NAMESPACE, RELEASE, REPO, Cluster, make
 
 from mlbatch.spec.loader import parse_yaml
 
-
 # CI's cluster-up builds the programs cold (about 20 min on 2 cores) and loads the images.
 CLUSTER_UP_WAIT_S = 45 * 60
 

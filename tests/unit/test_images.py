@@ -43,7 +43,8 @@ def test_the_runtime_installs_dependencies_then_the_project_and_runs_unprivilege
     lines = [line for line in RUNTIME.splitlines() if line and not line.startswith("#")]
     assert lines[0] == "ARG BASE_IMAGE=python:3.11-slim"
     requirements = RUNTIME.index("requirements.py --images > requirements.txt")
-    assert requirements < RUNTIME.index("COPY lib ./lib") < RUNTIME.index("pip install --no-cache-dir --no-deps")
+    project = RUNTIME.index("pip install --no-cache-dir --no-deps")
+    assert requirements < RUNTIME.index("COPY lib ./lib") < project
     assert "USER 65532:65532" in RUNTIME and "HOME=/tmp" in RUNTIME
     # OpenMP (XGBoost, LightGBM) only where the base lacks it, before the sources: cached.
     assert "if ! dpkg -s libgomp1" in RUNTIME and "apt-get install" in RUNTIME

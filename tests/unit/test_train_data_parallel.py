@@ -47,6 +47,13 @@ def test_auto_goes_data_parallel_over_a_quarter_of_one_workers_memory():
     # Only the boosters train data-parallel: a baseline-only search never does.
     linear = TrainSpec(models=["linear"], data_parallel="always")
     assert data_parallel.decide(linear, table_bytes=1, worker_memory=1)[0] is False
+    # auto on a cluster too small for a data-parallel trial: one worker, said why; never a failure
+    small_cluster, why = data_parallel.decide(
+        spec, table_bytes=300 * MiB, worker_memory=1024 * MiB, cluster_cpus=2
+    )
+    assert small_cluster is False and "needs 3 CPUs" in why and "has 2" in why
+    assert data_parallel.decide(spec, table_bytes=300 * MiB, worker_memory=1024 * MiB,
+                                cluster_cpus=3)[0] is True  # fmt: skip
 
 
 def test_a_plan_keeps_a_cpu_for_ray_data_and_fails_clearly_on_a_small_cluster():
