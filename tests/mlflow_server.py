@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
+
+from ports import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 SERVER_ENV = "MLBATCH_MLFLOW_SERVER"  # the `mlflow` program to use instead
@@ -32,12 +33,6 @@ def find_mlflow() -> str | None:
         if candidate and os.access(candidate, os.X_OK):
             return str(candidate)
     return None
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass

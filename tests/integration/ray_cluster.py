@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -22,16 +21,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ports import free_port
+
 # `ray start` replaces 127.0.0.1 by the machine's outside address; 127.0.0.2 and up stay
 # on loopback (Linux routes all of 127/8 there).
 NODE_ADDRESSES = ("127.0.0.2", "127.0.0.3", "127.0.0.4")
 START_TIMEOUT_S = 120
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass

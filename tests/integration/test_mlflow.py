@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from mlflow_server import MlflowServer, find_mlflow, free_port
+from mlflow_server import MlflowServer, find_mlflow
 from pipeline_checks import check_run, mlbatch, run_json
+from ports import free_port
 from small_tables import cancer_csv
 
 from mlbatch import registry, runs, storage

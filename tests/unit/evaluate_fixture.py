@@ -239,10 +239,12 @@ def evaluate_in_process(layout: RunLayout, *, attempt: str = "1-eval"):
 
     out = attempt_folder(layout, "evaluate", attempt)
     out.mkdir(parents=True, exist_ok=True)
-    ctx = StageContext(
-        layout=layout, stage="evaluate", attempt=attempt,
-        spec=PipelineSpec.model_validate(read_spec(layout)), out_dir=out,
-        work_dir=Path(tempfile.mkdtemp(prefix="evaluate-work-")),
-    )  # fmt: skip
-    run(ctx)
+    # Scratch lives as long as the work, as in the stage runtime (mlbatch.stage).
+    with tempfile.TemporaryDirectory(prefix="evaluate-work-") as work:
+        ctx = StageContext(
+            layout=layout, stage="evaluate", attempt=attempt,
+            spec=PipelineSpec.model_validate(read_spec(layout)), out_dir=out,
+            work_dir=Path(work),
+        )  # fmt: skip
+        run(ctx)
     return ctx
