@@ -3,6 +3,7 @@ Jobs, and the checks of a run that succeeded."""
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -13,6 +14,14 @@ from mlbatch.spec import STAGES
 # The CLI runner and JSON reader the end-to-end tests share (tests/integration).
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
 from pipeline_checks import mlbatch, run_json  # noqa: E402
+
+
+def new_sample(demo_spec: Path, offset: int) -> tuple[str, str]:
+    """`--set etl.seed=...`: a sample of its own for one test's run, and new each session
+    (the session's demo seed plus offset), so none of its stages comes from the cache of
+    an earlier run on the same cluster's storage."""
+    seed = json.loads(demo_spec.read_text())["etl"]["seed"] + offset
+    return "--set", f"etl.seed={seed}"
 
 
 def find_run(storage: str, env: dict, name: str) -> dict | None:

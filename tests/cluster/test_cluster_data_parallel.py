@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from cluster_runs import check_succeeded, mlbatch, run_json
+from cluster_runs import check_succeeded, mlbatch, new_sample, run_json
 from kube_cluster import RELEASE, REPO, Cluster, wait_until
 from test_cluster_kuberay import NODES, _read_trials, _ready_ray_pods, ray_values, train_version
 
@@ -21,11 +21,16 @@ WORKER_PODS = 2
 
 @pytest.fixture(scope="module")
 def parallel_ray_cluster(cluster: Cluster, release: str, tmp_path_factory):
-    """The release with a RayCluster of two worker pods and a head with a CPU; removed
-    again afterwards."""
+    """The release with a RayCluster of two worker pods and a head with a CPU; its values
+    exactly as before afterwards (with --reuse-values alone, runsTrials and the workers'
+    count would stay, and the KubeRay test would find trials on its head)."""
+    folder = tmp_path_factory.mktemp("ray")
+    before = folder / "values-before.json"
+    before.write_text(cluster.helm("get", "values", RELEASE, "--namespace", release,
+                                   "--output", "json").stdout)  # fmt: skip
     cluster.helm(
         "upgrade", RELEASE, str(REPO / "charts/mlbatch"), "--namespace", release,
-        "--reuse-values", "--values", ray_values(tmp_path_factory.mktemp("ray")),
+        "--reuse-values", "--values", ray_values(folder),
         "--set", f"ray.imageTag={train_version()}",
         "--set", f"ray.worker.replicas={WORKER_PODS}", "--set", "ray.head.runsTrials=true",
         # The node has 2 CPUs: two workers asking for what one asks for in the KubeRay test
@@ -42,7 +47,7 @@ def parallel_ray_cluster(cluster: Cluster, release: str, tmp_path_factory):
     finally:
         cluster.helm(
             "upgrade", RELEASE, str(REPO / "charts/mlbatch"), "--namespace", release,
-            "--reuse-values", "--set", "ray.enabled=false", "--wait", "--timeout", "5m",
+            "--reset-values", "--values", str(before), "--wait", "--timeout", "5m",
         )  # fmt: skip
 
 
@@ -57,7 +62,7 @@ def test_data_parallel_trials_run_on_both_worker_pods(
     assert mlbatch("demo-data", "--storage", storage, env=env).returncode == 0
     result = mlbatch(
         "run", str(demo_spec), "--executor", "kubernetes", "--namespace", release,
-        "--context", "mlbatch", "--storage", storage, "--set", "etl.seed=37",
+        "--context", "mlbatch", "--storage", storage, *new_sample(demo_spec, 37),
         "--set", "train.data_parallel=always", "--set", "train.models=[xgboost]",
         "--set", "train.time_budget_s=120", "--output", "json",
         env={**env, "KUBECONFIG": str(cluster.kubeconfig)},

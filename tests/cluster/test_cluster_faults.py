@@ -10,7 +10,7 @@ import sys
 import time
 
 import pytest
-from cluster_runs import find_run, mlbatch, run_json, stage_jobs
+from cluster_runs import find_run, mlbatch, new_sample, run_json, stage_jobs
 from kube_cluster import RELEASE, Cluster, wait_until
 
 pytestmark = pytest.mark.slow
@@ -131,7 +131,7 @@ def test_cancel_deletes_stage_jobs_and_the_controller_job_does_not_restart(
 ):
     storage, env = raw_data
     job = f"mlbatch-ci-cancel-{int(time.time())}"
-    start_controller_job(cluster, release, job, "--set", "etl.seed=11")
+    start_controller_job(cluster, release, job, *new_sample(demo_spec, 11))
     runs = wait_until(
         "the cancelled run's running etl Job",
         lambda: _running_etl(cluster, release) and find_run(storage, env, job),

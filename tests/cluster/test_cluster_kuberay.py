@@ -12,7 +12,7 @@ import boto3
 import pyarrow.parquet as pq
 import pytest
 import yaml
-from cluster_runs import check_succeeded, mlbatch, run_json
+from cluster_runs import check_succeeded, mlbatch, new_sample, run_json
 from kube_cluster import RELEASE, REPO, Cluster, wait_until
 
 pytestmark = pytest.mark.slow
@@ -92,7 +92,8 @@ def test_host_cli_run_trains_on_the_ray_worker_pods(
     assert mlbatch("demo-data", "--storage", storage, env=env).returncode == 0
     result = mlbatch(
         "run", str(demo_spec), "--executor", "kubernetes", "--namespace", release,
-        "--context", "mlbatch", "--storage", storage, "--set", "etl.seed=31", "--output", "json",
+        "--context", "mlbatch", "--storage", storage, *new_sample(demo_spec, 31),
+        "--output", "json",
         env={**env, "KUBECONFIG": str(cluster.kubeconfig)},
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-4000:]
