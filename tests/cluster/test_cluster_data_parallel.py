@@ -7,12 +7,10 @@ to it."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
 from cluster_runs import check_succeeded, mlbatch, new_sample, run_json
 from kube_cluster import RELEASE, REPO, Cluster, wait_until
-from test_cluster_kuberay import NODES, _read_trials, _ready_ray_pods, ray_values, train_version
+from test_cluster_kuberay import _read_trials, _ready_ray_pods, ray_nodes, ray_values, train_version
 
 pytestmark = pytest.mark.slow
 
@@ -71,14 +69,7 @@ def test_data_parallel_trials_run_on_both_worker_pods(
     run_id = run_json(result)["run_id"]
     check_succeeded(cluster, storage, env, run_id)
 
-    head = parallel_ray_cluster["head"][0]["metadata"]["name"]
-    nodes = json.loads(
-        cluster.kubectl("exec", head, "--namespace", release, "--", "python", "-c", NODES)
-        .stdout.strip()
-        .splitlines()[-1]
-    )
-    worker_ips = {p["status"]["podIP"] for p in parallel_ray_cluster["worker"]}
-    on_workers = {n["id"] for n in nodes if n["ip"] in worker_ips}
+    nodes, on_workers = ray_nodes(cluster, release, parallel_ray_cluster)
 
     trials = _read_trials(storage, env, run_id)
     done = trials[trials["status"] == "ok"]

@@ -100,14 +100,8 @@ def test_host_cli_run_trains_on_the_ray_worker_pods(
     run_id = run_json(result)["run_id"]
     check_succeeded(cluster, storage, env, run_id)
 
-    head = ray_cluster["head"][0]["metadata"]["name"]
-    nodes = json.loads(
-        cluster.kubectl("exec", head, "--namespace", release, "--", "python", "-c", NODES)
-        .stdout.strip()
-        .splitlines()[-1]
-    )
+    nodes, worker_nodes = ray_nodes(cluster, release, ray_cluster)
     worker_ips = {p["status"]["podIP"] for p in ray_cluster["worker"]}
-    worker_nodes = {n["id"] for n in nodes if n["ip"] in worker_ips}
     assert worker_nodes, (nodes, worker_ips)
 
     trials = _read_trials(storage, env, run_id)
@@ -115,6 +109,19 @@ def test_host_cli_run_trains_on_the_ray_worker_pods(
     assert placed and placed <= worker_nodes, (placed, nodes)
     log = mlbatch("logs", run_id, "train", "--storage", storage, env=env).stdout
     assert "Ray: ray://" in log, log[-2000:]
+
+
+def ray_nodes(cluster: Cluster, namespace: str, pods: dict[str, list[dict]]):
+    """(every Ray node as {id, ip}, the ids of the nodes on the worker pods), asked of the
+    head pod (pods: _ready_ray_pods' answer)."""
+    head = pods["head"][0]["metadata"]["name"]
+    nodes = json.loads(
+        cluster.kubectl("exec", head, "--namespace", namespace, "--", "python", "-c", NODES)
+        .stdout.strip()
+        .splitlines()[-1]
+    )
+    worker_ips = {p["status"]["podIP"] for p in pods["worker"]}
+    return nodes, {n["id"] for n in nodes if n["ip"] in worker_ips}
 
 
 def _read_trials(storage: str, env: dict, run_id: str):
