@@ -56,6 +56,7 @@ def evaluate_model(
     intervals = bootstrap_intervals(
         lambda rows: metrics_of(y_test[rows], scores[rows]), len(y_test),
         samples=spec.bootstrap, confidence=spec.confidence, seed=spec.seed,
+        max_rows=spec.bootstrap_rows, full=metrics,
     )  # fmt: skip
     importance, importance_kind = model_importance(model)
     permutation = permutation_importance(

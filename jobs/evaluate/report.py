@@ -27,7 +27,7 @@ class Markup(str):
 
 def render_report(
     *, title: str, summary: dict, gates: list[dict], decision: dict | None, metrics: dict,
-    intervals: dict, confidence: float, data: dict[str, dict], excluded: dict,
+    intervals: dict, interval_note: str, data: dict[str, dict], excluded: dict,
     leaderboard: dict | None, plots: list[Plot], params: dict, leaks: list[dict] | None = None,
 ) -> str:  # fmt: skip
     """The whole page as a string."""
@@ -38,7 +38,7 @@ def render_report(
         "<h2>Decision</h2>",
         gates_table(gates) if gates else "<p>No quality gates in the spec.</p>",
         decision_block(decision),
-        f"<h2>Test metrics ({confidence:.0%} bootstrap intervals)</h2>",
+        f"<h2>Test metrics ({escape(interval_note)})</h2>",
         metrics_table(metrics, intervals),
         "<h2>Data and features</h2>",
         *(f"<h3>{escape(name)}</h3>{table(values)}" for name, values in data.items() if values),

@@ -24,12 +24,22 @@ def write_report(
         title=f"mlbatch evaluation: {ctx.spec.name}",
         summary=run_summary(ctx, info, evaluation),
         gates=evaluation["gates"], decision=decision, metrics=evaluation["metrics"],
-        intervals=evaluation["intervals"], confidence=evaluation["confidence"],
+        intervals=evaluation["intervals"], interval_note=interval_note(evaluation),
         data=data_summary(ctx, schema, earlier), excluded=schema.get("excluded", {}),
         leaderboard=leaderboard, plots=plots, params=info.get("params", {}),
         leaks=evaluation.get("suspected_leaks"),
     )  # fmt: skip
     (ctx.out_dir / "report.html").write_text(html, encoding="utf-8")
+
+
+def interval_note(evaluation: dict) -> str:
+    """What the intervals are: their confidence, and the resample size when it is below the
+    test split's (bootstrap.py scales those intervals to the whole split)."""
+    note = f"{evaluation['confidence']:.0%} bootstrap intervals"
+    drawn, test = evaluation.get("bootstrap_rows"), evaluation["rows"].get("test")
+    if drawn and test and drawn < test:
+        note += f", resamples of {drawn:,} of {test:,} test rows, scaled to the whole split"
+    return note
 
 
 def run_summary(ctx: StageContext, info: dict, evaluation: dict) -> dict:

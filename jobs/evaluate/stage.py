@@ -60,6 +60,7 @@ def run(ctx: StageContext) -> None:
         "task": task, "target": schema.get("target"), "classes": model.info.get("classes"),
         "model_family": model.family, "rows": rows, "metrics": result.metrics,
         "intervals": result.intervals, "confidence": spec.confidence, "bootstrap": spec.bootstrap,
+        "bootstrap_rows": min(len(y_test), spec.bootstrap_rows),
         "threshold": result.threshold, "gates": gates,
         "suspected_leaks": inputs.suspected_leaks(schema, features),
         "cv": (model.info.get("tuning_metric") or {}).get("cv"),

@@ -121,6 +121,36 @@ def test_bootstrap_intervals_bracket_the_estimate_and_shrink_with_rows():
     assert bootstrap_intervals(lambda i: {"x": 1.0}, 10, samples=0, confidence=0.9, seed=0) == {}
 
 
+def test_a_large_test_split_is_resampled_at_the_cap_and_its_intervals_scaled_to_the_split():
+    rng = np.random.default_rng(5)
+    rows = 40_000
+    y = rng.integers(0, 2, rows)
+    p = np.clip(0.3 * y + rng.random(rows) * 0.7, 0, 1)
+    full = compute_metrics("binary", y, p, num_classes=2)
+    drawn_sizes: list[int] = []
+
+    def metrics_of(i: np.ndarray) -> dict[str, float]:
+        drawn_sizes.append(len(i))
+        return compute_metrics("binary", y[i], p[i], num_classes=2)
+
+    def interval(**cap) -> list[float]:
+        return bootstrap_intervals(metrics_of, rows, samples=200, confidence=0.9, seed=1,
+                                   full=full, **cap)["roc_auc"]  # fmt: skip
+
+    exact = interval()
+    assert set(drawn_sizes) == {rows}
+    drawn_sizes.clear()
+    capped = interval(max_rows=4_000)
+    assert set(drawn_sizes) == {4_000}  # the cost no longer grows with the split
+    assert capped[0] < full["roc_auc"] < capped[1]
+    # Ten times fewer rows per resample, yet the same width as resampling every row.
+    width = lambda bounds: bounds[1] - bounds[0]  # noqa: E731
+    assert width(capped) == pytest.approx(width(exact), rel=0.25)
+    assert interval(max_rows=rows) == exact  # the cap at or above the split changes nothing
+    with pytest.raises(ValueError, match="full split"):
+        bootstrap_intervals(metrics_of, rows, samples=5, confidence=0.9, seed=1, max_rows=10)
+
+
 def test_gates_parse_strictly_and_name_what_is_wrong():
     assert str(parse_gate("ROC_AUC>=0.72")) == "roc_auc >= 0.72"
     assert parse_gate("rmse < 30").passes(29.5) and not parse_gate("rmse < 30").passes(30)
@@ -190,7 +220,7 @@ def test_report_is_self_contained_and_escapes_what_it_did_not_write():
         title="run <x>", summary={"model": "xgboost"},
         gates=[{"gate": "roc_auc >= 0.9", "value": 0.8, "passed": False}],
         decision={"decision": "not registered", "reason": "a <b> gate failed", "version": None},
-        metrics={"roc_auc": 0.81234}, intervals={"roc_auc": [0.7, 0.9]}, confidence=0.95,
+        metrics={"roc_auc": 0.81234}, intervals={"roc_auc": [0.7, 0.9]}, interval_note="95% bootstrap intervals",
         data={"Features": {'<span class="passed">': 3}}, excluded={"id": "identifier"},
         leaderboard={"metric": "roc_auc", "families": [{"family": "lightgbm", "roc_auc": 0.8}]},
         plots=[plot], params={"objective": "binary:logistic"},

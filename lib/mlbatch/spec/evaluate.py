@@ -120,6 +120,11 @@ class EvaluateSpec(Model):
     bootstrap: int = Field(
         default=200, ge=0, le=10_000, description="resamples for confidence intervals (0: none)"
     )
+    bootstrap_rows: int = Field(
+        default=100_000, ge=1_000,
+        description="rows drawn per resample; a larger test split is resampled at this size "
+        "and the intervals scaled by sqrt(rows drawn / test rows), so the cost stays flat",
+    )
     confidence: float = Field(default=0.95, gt=0.5, lt=1)
     permutation_repeats: int = Field(
         default=3, ge=0, le=50, description="shuffles per feature for permutation importance"
