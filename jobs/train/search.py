@@ -34,7 +34,7 @@ from mlbatch_jobs.train.metrics import TuningMetric, sort_best_first
 from mlbatch_jobs.train.parallel_trial import TRIAL_RESOURCES, ParallelSettings, run_parallel_trial
 from mlbatch_jobs.train.portfolio import portfolio
 from mlbatch_jobs.train.progress import Progress
-from mlbatch_jobs.train.spaces import check_overrides, search_space
+from mlbatch_jobs.train.spaces import check_overrides, samples_anything, search_space
 from mlbatch_jobs.train.trial import ROUNDS, TrialSettings, run_trial
 from mlbatch_jobs.train.tune_storage import TuneStorage
 
@@ -198,13 +198,17 @@ def search_family(
             TRIAL_RESOURCES,
         )  # fmt: skip
     space = search_space(family, data.main.task, spec.search_spaces.get(family))
+    fixed = not samples_anything(space)
+    if searcher is None:
+        points = [] if fixed else portfolio(family, space)
+        searcher = OneConfiguration() if fixed else searcher_for(spec, points=points)
     limiter = LaunchUntil(
-        searcher or searcher_for(spec, points=portfolio(family, space)),
+        searcher,
         max_concurrent=plan.concurrency, ends=ends,
         lead_s=2 * margin + (PARALLEL_LAUNCH_LEAD_S if parallel else 0.0),
     )  # fmt: skip
     uses_rounds = load_family(family).uses_rounds
-    limit = trial_limit(family, spec)
+    limit = 1 if fixed else trial_limit(family, spec)
     tuner = tune.Tuner(
         trainable,
         param_space=space,
@@ -241,6 +245,28 @@ def searcher_for(spec: TrainSpec, points: list[dict] | None = None) -> Searcher:
         startup = len(points) + min(10, max(2, samples // 3 - len(points)))
         sampler = optuna.samplers.TPESampler(seed=spec.seed, n_startup_trials=startup)
     return OptunaSearch(sampler=sampler, points_to_evaluate=[dict(p) for p in points] or None)
+
+
+class OneConfiguration(Searcher):
+    """The search of a space with nothing left to sample (the spec fixes every
+    hyperparameter): its one configuration, once. Optuna refuses such a space, and more
+    trials of it would only repeat the first."""
+
+    def __init__(self):
+        super().__init__()
+        self.given = False
+
+    def set_search_properties(self, metric, mode, config, **spec) -> bool:
+        return True
+
+    def suggest(self, trial_id: str) -> dict | str:
+        if self.given:
+            return Searcher.FINISHED
+        self.given = True
+        return {}  # Tune merges in the space's fixed values
+
+    def on_trial_complete(self, trial_id: str, result=None, error: bool = False) -> None:
+        pass
 
 
 def asha(spec: TrainSpec) -> ASHAScheduler:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ray import tune
+from ray.tune.search.sample import Domain
 
 from mlbatch.errors import BadInput
 from mlbatch.spec.train import Distribution
@@ -15,6 +16,11 @@ def search_space(family: str, task: str, overrides: dict | None = None) -> dict:
     for name, value in (overrides or {}).items():
         space[name] = domain(value) if isinstance(value, Distribution) else value
     return space
+
+
+def samples_anything(space: dict) -> bool:
+    """Whether the space has a hyperparameter left to sample (a Tune domain)."""
+    return any(isinstance(value, Domain) for value in space.values())
 
 
 def check_overrides(family: str, task: str, overrides: dict) -> None:

@@ -82,6 +82,17 @@ def test_asha_stops_weak_trials_early(tmp_path):
     assert result.leaderboard[0]["early_stopped"] == len(stopped)
 
 
+def test_a_family_whose_every_hyperparameter_is_fixed_trains_its_one_configuration_once(tmp_path):
+    data = search_data(tmp_path, "binary")
+    fixed = {"C": 0.5, "class_weight": "balanced"}  # linear's whole space: nothing to sample
+    spec = TrainSpec(models=["linear"], num_samples=5, time_budget_s=30,
+                     search_spaces={"linear": fixed})  # fmt: skip
+    result = search(data, spec, tuning_metric("binary", None), storage=local_storage(tmp_path))
+
+    assert [(t["status"], t["config"]) for t in result.trials] == [("ok", fixed)]
+    assert result.leaderboard[0]["family"] == "linear"
+
+
 def test_the_time_budget_is_honoured_within_seconds(tmp_path):
     data = search_data(tmp_path, "binary", rows=3000)
     # Trials that would run for minutes: the deadline ends them, and they still report.

@@ -121,7 +121,8 @@ class EvaluateSpec(Model):
         default=200, ge=0, le=10_000, description="resamples for confidence intervals (0: none)"
     )
     bootstrap_rows: int = Field(
-        default=100_000, ge=1_000,
+        default=100_000,
+        ge=1_000,
         description="rows drawn per resample; a larger test split is resampled at this size "
         "and the intervals scaled by sqrt(rows drawn / test rows), so the cost stays flat",
     )
