@@ -68,12 +68,10 @@ def pipeline_spec(raw: str, *, rounds: int, data_parallel: bool = False) -> dict
             rule["severity"] = "warn"
         if rule["rule"] == "row_count":
             rule["min"] = 1000  # the 100k case keeps ~97k rows
-    # A single-valued choice: with every value fixed, Optuna has no space and the stage fails.
-    single = {"type": "choice", "values": [XGBOOST_CONFIG["max_depth"]]}
     spec["train"] = {
         "models": ["xgboost"], "num_samples": 1, "time_budget_s": 36_000, "search": "random",
         "scheduler": "fifo", "max_rounds": rounds, "early_stopping_rounds": rounds + 1,
-        "search_spaces": {"xgboost": {**XGBOOST_CONFIG, "max_depth": single}}, "cv": False,
+        "search_spaces": {"xgboost": dict(XGBOOST_CONFIG)}, "cv": False,
         "refit_on_train_valid": False, "ensemble": False, "target_transform": "none",
         "resources": {"gpu": "never", "cpus_per_trial": 1},
     }  # fmt: skip
