@@ -17,6 +17,7 @@ from pathlib import Path
 
 import ray
 
+from mlbatch import unwaited_cpu
 from mlbatch.codeversion import ENV_VAR as CODE_VERSION_ENV
 from mlbatch.codeversion import code_version
 from mlbatch.errors import BadInput
@@ -149,6 +150,7 @@ def local_ray(work_dir: Path, *, num_cpus: int, num_gpus: int | None = None) -> 
             )  # fmt: skip
             yield
         finally:
+            unwaited_cpu.record()  # the workers die unwaited-for: count them while they live
             ray.shutdown()
             if not temp_dir.is_relative_to(work_dir):
                 shutil.rmtree(temp_dir, ignore_errors=True)

@@ -42,7 +42,7 @@ class Profile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     wall_s: float
-    cpu_s: float  # user + system, the stage and its waited-for children
+    cpu_s: float  # user + system: the stage, its children, a local Ray's workers (unwaited_cpu)
     peak_rss_mb: float  # the largest of the stage and its children
 
 

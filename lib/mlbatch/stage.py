@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
-from mlbatch import cache, storage
+from mlbatch import cache, storage, unwaited_cpu
 from mlbatch.codeversion import code_version
 from mlbatch.errors import BadInput, ExitCode, MlbatchError, Superseded
 from mlbatch.logs import LOG_DIR, LogCapture
@@ -191,6 +191,7 @@ def _profile(started: float) -> Profile:
     own = resource.getrusage(resource.RUSAGE_SELF)
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+    cpu += unwaited_cpu.recorded_s()  # a local Ray's workers
     peak_kb = max(own.ru_maxrss, children.ru_maxrss)  # kilobytes on Linux
     return Profile(
         wall_s=round(time.time() - started, 3),
