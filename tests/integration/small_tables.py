@@ -7,9 +7,11 @@ from pathlib import Path
 from sklearn import datasets
 
 # One LightGBM trial: these tests check the machinery, not the model.
+# The explore notebook's kernel costs several seconds a run; test_notebook.py, the flights
+# demo and test_secrets.py run it.
 QUICK = [
     "--set", "train.num_samples=1", "--set", "train.models=[lightgbm]",
-    "--set", "train.time_budget_s=20",
+    "--set", "train.time_budget_s=20", "--set", "explore.notebook=false",
 ]  # fmt: skip
 
 

@@ -39,7 +39,7 @@ def test_credentials_appear_nowhere(tmp_path, s3_env):
     watcher.start()
     try:
         result = mlbatch("run", "--data", data_uri, "--target", "target", "--storage", s3_env,
-                         "-o", "json", *QUICK)  # fmt: skip
+                         "-o", "json", *QUICK, "--set", "explore.notebook=true")  # fmt: skip
     finally:
         done.set()
         watcher.join()
