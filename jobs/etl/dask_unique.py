@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from mlbatch_jobs.etl.output import read_part
+from mlbatch_jobs.etl.output import read_part_slices
 from mlbatch_jobs.etl.row_hash import row_hashes
 from mlbatch_jobs.etl.validation import duplicate_keys
 
@@ -43,7 +43,8 @@ def exact_duplicates(parts: list[tuple], columns: list[str], repeated: np.ndarra
         return 0, []
     suspects = []
     for filesystem, path in parts:
-        keys = read_part(filesystem, path).select(columns)
-        hashes = key_hashes(keys, columns)[HASH].to_numpy()
-        suspects.append(keys.filter(pa.array(np.isin(hashes, repeated))))
+        for table in read_part_slices(filesystem, path):  # a slice at a time: bounded memory
+            keys = table.select(columns)
+            hashes = key_hashes(keys, columns)[HASH].to_numpy()
+            suspects.append(keys.filter(pa.array(np.isin(hashes, repeated))))
     return duplicate_keys(pa.concat_tables(suspects), columns)
