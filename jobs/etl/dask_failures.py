@@ -26,9 +26,11 @@ class WorkerLost(MlbatchError):
 
 def lost_worker_errors() -> tuple[type[BaseException], ...]:
     from distributed import KilledWorker
+    from distributed.client import FutureCancelledError
     from distributed.comm import CommClosedError
+    from distributed.utils import CancelledError as DistributedCancelled
 
-    return KilledWorker, CancelledError, CommClosedError  # FutureCancelledError is the second
+    return KilledWorker, FutureCancelledError, DistributedCancelled, CancelledError, CommClosedError
 
 
 @contextmanager
@@ -55,7 +57,7 @@ def describe(client, error: BaseException, *, since: float, partition_mb: float)
             f"a Dask worker passed {limit_text} and was restarted ({len(restarts)} restart"
             f"{'s' if len(restarts) != 1 else ''} for memory); give the workers more memory "
             "(the chart's dask.worker.resources.limits.memory, or `dask worker --memory-limit`)"
-            f" or smaller partitions (etl.dask.partition_mb, {partition_mb:g} MiB now)"
+            f" or smaller partitions (etl.dask.partition_mb, {partition_mb:.1f} MiB now)"
         )
     what = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}".rstrip(": ")
     return (
