@@ -12,6 +12,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -120,7 +121,8 @@ def _run(
     unique = plan.validator.unique_rules()
     finish = {"validator": plan.validator, "target": plan.target, "sample": sample,
               "seed": seed, "unique": [columns for _, columns in unique],
-              "compress": storage.local_path(parts_uri) is None, "slice_rows": slice_rows}  # fmt: skip
+              "compress": storage.local_path(parts_uri) is None, "slice_rows": slice_rows,
+              "buckets": len(blocks)}  # fmt: skip
     steps = client.scatter(plan.steps, broadcast=True, hash=False)
     reader = client.scatter(plan.main, broadcast=True, hash=False)
     segments = _segments(plan.steps)
@@ -145,12 +147,17 @@ def _run(
             for frame, part in zip(shuffled.to_delayed(), parts, strict=True)
         ]
         counts.append([delayed(_get)(t, "counts") for t in tasks])
+    # Each rule's hashes, bucketed in files by the tasks, once every task has written.
+    written = delayed(len)([delayed(_get)(t, "counts") for t in tasks])
     repeated = [
-        dask_unique.repeated_hashes(
-            [delayed(_get)(t, "hashes", k) for t in tasks], partitions=len(blocks)
-        )
+        delayed(np.concatenate)([
+            delayed(dask_unique.repeated_in_bucket)(
+                [(fs, _hash_path(path, k)) for fs, path in parts], bucket, written
+            )
+            for bucket in range(len(blocks))
+        ])
         for k in range(len(unique))
-    ]
+    ]  # fmt: skip
     summaries, counts, coercions, rows_read, repeated = dask.compute(
         [delayed(_get)(t, "summary") for t in tasks], counts,
         [delayed(_get)(t, "coercion") for t in reads],
@@ -210,11 +217,16 @@ def _task(source, steps, start: int, stop: int, *, part, finish: dict, reader=No
             writer.write(table)
             result["summary"].append(summary)
             result["hashes"].append(
-                [dask_unique.key_hashes(table, columns) for columns in finish["unique"]]
-            )
+                [dask_unique.key_hashes(table, columns)[dask_unique.HASH].to_numpy()
+                 for columns in finish["unique"]]
+            )  # fmt: skip
     finally:
         if writer is not None:
             writer.close()
+    for k in range(len(finish["unique"]) if part is not None else 0):
+        hashes = np.concatenate([per_rule[k] for per_rule in result["hashes"]])
+        dask_unique.write_hashes(hashes, part[0], _hash_path(part[1], k),
+                                 buckets=finish["buckets"])  # fmt: skip
     return _combine(result, finish, rows_read=reader is not None)
 
 
@@ -234,15 +246,17 @@ def _combine(result: dict, finish: dict, *, rows_read: bool) -> dict:
         combined["frame"] = _to_pandas(pa.concat_tables(result["frame"]))
     if result["summary"]:
         combined["summary"] = merge_summaries(result["summary"], sample=finish["sample"])
-        combined["hashes"] = [
-            pd.concat([hashes[k] for hashes in result["hashes"]], ignore_index=True)
-            for k in range(len(finish["unique"]))
-        ]
     if rows_read:
         policy = result["coercion"][0].policy
         combined["coercion"] = add_coercions(result["coercion"], policy)
         combined["rows_read"] = result["rows_read"]
     return combined
+
+
+def _hash_path(part_path: str, rule: int) -> str:
+    """Where a part's key hashes for one unique rule go: beside it."""
+    folder, name = part_path.rsplit("/", 1)
+    return f"{folder}/hashes-{rule}-{name.removeprefix('part-')}"
 
 
 def _get(result: dict, key: str, index: int | None = None):
