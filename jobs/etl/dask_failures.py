@@ -34,32 +34,44 @@ def lost_worker_errors() -> tuple[type[BaseException], ...]:
 
 
 @contextmanager
-def explain_lost_workers(client, *, partition_mb: float) -> Iterator[None]:
-    """Turn a lost worker into WorkerLost, naming a memory restart when there was one."""
+def explain_lost_workers(
+    client, *, partition_mb: float, memory_limit: int | None
+) -> Iterator[None]:
+    """Turn a lost worker into WorkerLost, naming a memory restart when there was one
+    (memory_limit: the workers' smallest, as they were at the start)."""
     started = time.time()
     try:
         yield
     except lost_worker_errors() as error:
-        raise WorkerLost(describe(client, error, since=started, partition_mb=partition_mb)) from None
+        raise WorkerLost(
+            describe(
+                client, error, since=started, partition_mb=partition_mb, memory_limit=memory_limit
+            )
+        ) from None
 
 
-def describe(client, error: BaseException, *, since: float, partition_mb: float) -> str:
+def describe(
+    client, error: BaseException, *, since: float, partition_mb: float, memory_limit: int | None
+) -> str:
     restarts = _memory_restarts(client, since)
     if not restarts:  # the nanny's event may trail the failure: look once more
         time.sleep(EVENT_DELAY_S)
         restarts = _memory_restarts(client, since)
     if restarts:
         event = restarts[-1]
-        limit = _memory_limit(client, event.get("worker"))
+        limit = _memory_limit(client, event.get("worker")) or memory_limit
         rss = f", {event['rss'] / 2**20:,.0f} MiB resident" if event.get("rss") else ""
-        limit_text = f"its memory limit ({limit / 2**20:,.0f} MiB{rss})" if limit else "its memory limit"
+        limit_text = (
+            f"its memory limit ({limit / 2**20:,.0f} MiB{rss})" if limit else "its memory limit"
+        )
         return (
             f"a Dask worker passed {limit_text} and was restarted ({len(restarts)} restart"
             f"{'s' if len(restarts) != 1 else ''} for memory); give the workers more memory "
             "(the chart's dask.worker.resources.limits.memory, or `dask worker --memory-limit`)"
             f" or smaller partitions (etl.dask.partition_mb, {partition_mb:.1f} MiB now)"
         )
-    what = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}".rstrip(": ")
+    first = (str(error).splitlines() or [""])[0]
+    what = f"{type(error).__name__}: {first}" if first else type(error).__name__
     return (
         f"a Dask worker was lost while the etl ran ({what[:300]}); no restart for memory "
         "was recorded: see the workers' logs"

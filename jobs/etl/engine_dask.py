@@ -46,11 +46,15 @@ def run(
     plan: Plan, client, *, partition_bytes: int, parts_uri: str, sample: int | None, seed: int
 ) -> tuple[list[tuple], Outcome]:
     """The output as Arrow parts ((filesystem, path), in order) and what each step did."""
-    partition_bytes = sized_partition(partition_bytes, worker_memory_limit(client))
+    memory_limit = worker_memory_limit(client)
+    partition_bytes = sized_partition(partition_bytes, memory_limit)
     slice_rows = max(MIN_SLICE_ROWS, partition_bytes // row_bytes(plan.output))
     print(f"dask: partitions of {partition_bytes / 2**20:,.1f} MiB of input, slices of "
           f"{slice_rows:,} rows")  # fmt: skip
-    with explain_lost_workers(client, partition_mb=partition_bytes / 2**20), _memory_log():
+    lost = explain_lost_workers(
+        client, partition_mb=partition_bytes / 2**20, memory_limit=memory_limit
+    )
+    with lost, _memory_log():
         return _run(plan, client, partition_bytes=partition_bytes, slice_rows=slice_rows,
                     parts_uri=parts_uri, sample=sample, seed=seed)  # fmt: skip
 

@@ -42,8 +42,10 @@ def flights_spec(raw: str) -> dict:
     return {
         "sources": {
             "flights": {"uri": f"{raw}/flights/*.parquet"},
-            "weather": {"uri": f"{raw}/weather.csv",
-                        "columns": {"time_hour": {"type": "timestamp", "timezone": "UTC"}}},
+            "weather": {
+                "uri": f"{raw}/weather.csv",
+                "columns": {"time_hour": {"type": "timestamp", "timezone": "UTC"}},
+            },
             "planes": {"uri": f"{raw}/planes.csv"},
             "airlines": {"uri": f"{raw}/airlines.csv"},
         },  # fmt: skip
@@ -55,9 +57,21 @@ def flights_spec(raw: str) -> dict:
             {"filter": "arr_delay.notna()"},
             {"derive": {"delayed": "arr_delay > 15"}},
         ],
-        "validation": [{"rule": "unique", "columns": ["year", "month", "day", "carrier",
-                                                     "flight", "origin", "sched_dep_time"],
-                        "severity": "warn"}],  # fmt: skip
+        "validation": [
+            {
+                "rule": "unique",
+                "columns": [
+                    "year",
+                    "month",
+                    "day",
+                    "carrier",
+                    "flight",
+                    "origin",
+                    "sched_dep_time",
+                ],
+                "severity": "warn",
+            }
+        ],  # fmt: skip
     }
 
 
