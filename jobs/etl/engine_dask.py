@@ -1,9 +1,10 @@
 """The Dask engine, for inputs larger than memory: the main source is read in blocks, each
 block runs the same step kernels as the pandas engine in its own task, dedupe shuffles
-on its keys (dask.dataframe), and every final partition is written as an Arrow file (a
-part) that the stage streams into table.parquet. The joined sources go to every worker
-once. Without a shuffle, one task reads, transforms, summarizes and writes its block, so
-no block waits in memory between tasks."""
+on its keys (dask.dataframe, P2P), and every final partition is written as an Arrow file
+(a part) that the stage streams into table.parquet. The joined sources go to every worker
+once. Without a shuffle, one task reads, transforms, summarizes and writes its block a
+slice at a time, so a worker's memory is bounded by a slice (sized from its memory
+limit), not by the block (a Parquet row group of any size) or the table."""
 
 from __future__ import annotations
 
