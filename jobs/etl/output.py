@@ -57,6 +57,11 @@ def assemble_parts(
         writer.write_table(table, row_group_size=max(table.num_rows, 1))
         pending.clear()
 
+    def full(adding: pa.Table) -> bool:
+        rows_pending = sum(t.num_rows for t in pending)  # slices of >= 1,024 rows: few
+        return bool(pending) and (rows_pending + adding.num_rows > ROW_GROUP_ROWS
+                                  or sum(t.nbytes for t in pending) >= ROW_GROUP_BYTES)  # fmt: skip
+
     try:
         for filesystem, path in parts:
             for table in read_part_slices(filesystem, path):
@@ -64,8 +69,7 @@ def assemble_parts(
                     table, ties_left = _sampled(table, hash_limit[0], ties_left)
                 if writer is None:
                     writer = pq.ParquetWriter(out_dir / TABLE, table.schema)
-                if pending and (sum(t.num_rows for t in pending) + table.num_rows > ROW_GROUP_ROWS
-                                or sum(t.nbytes for t in pending) >= ROW_GROUP_BYTES):  # fmt: skip
+                if full(table):
                     flush()
                 pending.append(table)
                 rows += table.num_rows
@@ -101,17 +105,6 @@ class PartWriter:
         if self._writer is not None:
             self._writer.close()
             self._sink.close()
-
-
-def write_part(table: pa.Table, filesystem, path: str, *, compress: bool) -> None:
-    writer = PartWriter(filesystem, path, compress=compress)
-    writer.write(table)
-    writer.close()
-
-
-def read_part(filesystem, path: str) -> pa.Table:
-    """A part written by PartWriter, whole."""
-    return pa.concat_tables(read_part_slices(filesystem, path))
 
 
 def read_part_slices(filesystem, path: str) -> Iterator[pa.Table]:
