@@ -7,6 +7,8 @@ features stage's own splits.
     python bench/scale_curves.py --sizes 100000,1000000 --docs    # + docs/scale.md and its plot
     python bench/scale_curves.py --etl-sizes 50000000             # + ETL alone at 50M (long)
     python bench/scale_curves.py --dask-cluster                   # + ETL on a Dask cluster
+    python bench/scale_curves.py --sizes "" --etl-sizes 10000000 --dask-cluster-only \
+        --dask-worker-memory 300MB                                # that ETL alone
     python bench/scale_curves.py --data-parallel                  # + train.data_parallel: always
 
 Per stage: wall time, CPU-seconds and peak RSS from its manifest's profile, and the
@@ -229,8 +231,11 @@ def bench_size(rows: int, args, *, full: bool) -> dict:
     root = storage.resolve_uri(str(scratch / "store"))
     try:
         spec = pipeline_spec(raw, rounds=args.rounds)
-        case["plain_pandas_etl"] = _attempt(lambda: measure_plain_etl(raw, scratch))
-        if full:
+        if not args.dask_cluster_only:
+            case["plain_pandas_etl"] = _attempt(lambda: measure_plain_etl(raw, scratch))
+        if args.dask_cluster_only:
+            pass  # the Dask-cluster ETL alone, below (joins other reports with --merge)
+        elif full:
             summary, layout = run_pipeline(write_spec(spec, scratch), root)
             case["run_id"] = summary["run_id"]
             case["controller_wall_s"] = summary["controller_wall_s"]
@@ -324,6 +329,11 @@ def main() -> None:
         action="store_true",
         help="also the ETL on a `dask scheduler` + `dask worker` cluster",
     )
+    parser.add_argument(
+        "--dask-cluster-only",
+        action="store_true",
+        help="only the ETL on the Dask cluster, at --etl-sizes (no pipeline, no anchors)",
+    )
     parser.add_argument("--dask-workers", type=int, default=2)
     parser.add_argument(
         "--dask-worker-memory", default="512MB", help="each Dask worker's memory limit"
@@ -370,6 +380,7 @@ def main() -> None:
         return
     if not args.sizes and not args.etl_sizes:
         parser.error("nothing to measure: --sizes and --etl-sizes are both empty")
+    args.dask_cluster = args.dask_cluster or args.dask_cluster_only
     if args.rounds < 1 or args.dask_workers < 1:
         parser.error("--rounds and --dask-workers must be positive")
 

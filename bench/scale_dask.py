@@ -23,6 +23,7 @@ class DaskCluster:
         self.processes: list[subprocess.Popen] = []
         self.address = ""
         self.peak_worker_rss = 0
+        self._worker_cpu: dict[int, float] = {}  # pid -> CPU-seconds last seen
         self._done = threading.Event()
 
     def __enter__(self) -> DaskCluster:
@@ -65,7 +66,8 @@ class DaskCluster:
     def report(self) -> dict:
         limit = parse_bytes(self.memory_limit)
         return {"dask_workers": self.workers, "worker_memory_limit_mib": round(limit / 2**20),
-                "peak_worker_rss_mib": round(self.peak_worker_rss / 2**20)}  # fmt: skip
+                "peak_worker_rss_mib": round(self.peak_worker_rss / 2**20),
+                "workers_cpu_s": round(sum(self._worker_cpu.values()), 2)}  # fmt: skip
 
     def _wait_for_address(self, path: Path, timeout: float = 60) -> str:
         deadline = time.monotonic() + timeout
@@ -87,10 +89,14 @@ class DaskCluster:
             client.wait_for_workers(self.workers, timeout=timeout)
 
     def _sample(self) -> None:
-        """The largest RSS of one worker process (the nannies' children)."""
+        """The largest RSS of one worker process (the nannies' children), and the CPU time
+        of every worker process that lived (the stage's own profile does not see them)."""
         while not self._done.wait(0.1):
             try:
                 for process in psutil.Process(self.processes[1].pid).children(recursive=True):
-                    self.peak_worker_rss = max(self.peak_worker_rss, process.memory_info().rss)
+                    with process.oneshot():
+                        self.peak_worker_rss = max(self.peak_worker_rss, process.memory_info().rss)
+                        times = process.cpu_times()
+                        self._worker_cpu[process.pid] = times.user + times.system
             except psutil.Error:
                 pass

@@ -8,6 +8,7 @@ engines see the same types and values whatever the partitioning.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -110,6 +111,27 @@ class SourceReader:
             order = block.index * FILE_SPAN + offset + np.arange(table.num_rows, dtype=np.int64)
             table = table.append_column(ORDER, pa.array(order))
         return table, coercion
+
+    def read_slices(self, block: Block, rows: int) -> Iterator[tuple[pa.Table, Coercion]]:
+        """A block as consecutive slices of at most `rows` rows, each typed and ordered as
+        read_block would: a Parquet row group is decoded a batch at a time, so a block
+        never needs to be in memory whole (a writer's row group may be 1M rows)."""
+        if self.format != "parquet":
+            table, coercion = self.read_block(block)  # bounded by the block's bytes
+            yield table.slice(0, rows), coercion
+            for start in range(rows, table.num_rows, rows):
+                yield table.slice(start, rows), Coercion(policy=coercion.policy)
+            return
+        file = self.files[block.index]
+        where = f"source {self.name}: file {file.uri}"
+        offset = block.first_row
+        for table in self._parquet_batches(file, block, rows, where):
+            table, coercion = self._coerce(table, where)
+            if self.with_order:
+                order = block.index * FILE_SPAN + offset + np.arange(table.num_rows, dtype=np.int64)
+                table = table.append_column(ORDER, pa.array(order))
+            offset += table.num_rows
+            yield table, coercion
 
     def blocks(self, partition_bytes: int) -> list[Block]:
         """Blocks of about partition_bytes each (a compressed file is one block)."""
@@ -236,6 +258,28 @@ class SourceReader:
         except (pa.ArrowInvalid, OSError) as error:
             raise BadInput(f"{where}: {text_files.one_line(error)}") from None
         return table.cast(pa.schema(list(self.read_types.items())))
+
+    def _parquet_batches(
+        self, file: SourceFile, block: Block, rows: int, where: str
+    ) -> Iterator[pa.Table]:
+        filesystem, path = storage.arrow_filesystem(file.uri)
+        schema = pa.schema(list(self.read_types.items()))
+        try:
+            with filesystem.open_input_file(path) as handle:
+                parquet = pq.ParquetFile(handle)
+                groups = list(range(block.start, block.stop or parquet.num_row_groups))
+                batches = parquet.iter_batches(
+                    batch_size=rows, row_groups=groups, columns=list(self.read_types),
+                    use_threads=False,
+                )  # fmt: skip
+                empty = True
+                for batch in batches:
+                    empty = False
+                    yield pa.Table.from_batches([batch]).cast(schema)
+                if empty:
+                    yield schema.empty_table()
+        except (pa.ArrowInvalid, OSError) as error:
+            raise BadInput(f"{where}: {text_files.one_line(error)}") from None
 
     def _coerce(self, table: pa.Table, where: str) -> tuple[pa.Table, Coercion]:
         """Convert every column that is not yet of its type, under the source's policy."""

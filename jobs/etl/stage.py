@@ -85,9 +85,9 @@ def _run_dask(ctx: StageContext, plan: Plan) -> tuple[int, dict]:
             parts, ctx.out_dir, partition_by=etl.output.partition_by, hash_limit=limit
         )
     finally:
-        if remote_parts:
-            for _, path in parts:
-                parts[0][0].delete_file(path)
+        if remote_parts:  # the parts and the unique rules' hash files beside them
+            filesystem, root = storage.arrow_filesystem(parts_uri)
+            filesystem.delete_dir(root)
         else:
             shutil.rmtree(ctx.work_dir / "parts", ignore_errors=True)
 

@@ -42,7 +42,7 @@ class DaskProcesses:
         self.processes: list[subprocess.Popen] = []
         self.address = f"tcp://127.0.0.1:{free_ports(1)[0]}"
 
-    def start(self, workers: int) -> None:
+    def start(self, workers: int, memory_limit: str = "1GiB") -> None:
         dask = str(Path(sys.executable).parent / "dask")
         port = self.address.rsplit(":", 1)[1]
         # The task stream keeps 1000 tasks by default; the tests count them all.
@@ -53,7 +53,7 @@ class DaskProcesses:
         for i in range(workers):
             self._spawn(f"worker-{i}", [
                 dask, "worker", self.address, "--name", f"worker-{i}", "--nworkers", "1",
-                "--nthreads", "1", "--memory-limit", "1GiB", "--no-dashboard",
+                "--nthreads", "1", "--memory-limit", memory_limit, "--no-dashboard",
                 "--local-directory", str(self.directory / f"worker-{i}"),
             ])  # fmt: skip
 

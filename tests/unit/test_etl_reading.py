@@ -11,6 +11,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pyarrow as pa
+import pyarrow.csv
 import pyarrow.parquet as pq
 import pytest
 
@@ -190,3 +191,23 @@ def test_text_that_is_no_csv_at_all(tmp_path: Path):
     (tmp_path / "e.csv.gz").write_bytes(gzip.compress(b""))
     with pytest.raises(BadInput, match=r"e.csv.gz: the file is empty"):
         read(tmp_path, "e.csv.gz")
+
+
+@pytest.mark.parametrize("name", ["p.parquet", "p.csv"])
+def test_slices_of_a_block_are_the_block_in_order(tmp_path: Path, name: str):
+    """A Parquet row group (one block) comes a batch at a time, with the same types,
+    order numbers and bad values as read_block gives it whole."""
+    table = pa.table({"i": list(range(5000)), "s": [str(i) for i in range(5000)],
+                      "x": ["1.5" if i % 7 else "bad" for i in range(5000)]})  # fmt: skip
+    if name.endswith(".parquet"):
+        pq.write_table(table, tmp_path / name, row_group_size=5000)
+    else:
+        pa.csv.write_csv(table, tmp_path / name)
+    source = reader(tmp_path, name, columns={"x": "float64"}, on_error="null")
+    source.with_order = True
+    (block,) = source.blocks(1 << 20)
+    whole, coercion = source.read_block(block)
+    slices = list(source.read_slices(block, 1024))
+    assert [s.num_rows for s, _ in slices] == [1024] * 4 + [904]
+    assert pa.concat_tables([s for s, _ in slices]).equals(whole)
+    assert sum(c.bad["x"] for _, c in slices if "x" in c.bad) == coercion.bad["x"] > 700
