@@ -48,7 +48,7 @@ def render_report(
         _columns(summary["column_summaries"]),
         _missing(plots.get("missing")),
         _distributions(summary, plots.get("distributions")),
-        advice_report.categories_section(plots.get("categories")),
+        advice_report.categories_section(plots.get("categories"), _sampled_tops(summary)),
         advice and advice_report.power_section(advice, plots.get("power")),
         relations and advice_report.relations_section(plots, relations),
         relations and advice_report.outliers_section(relations["outliers"], plots.get("outliers")),
@@ -152,6 +152,15 @@ def _columns(columns: list[Mapping[str, Any]]) -> str:
         if notes else ""
     )  # fmt: skip
     return f"<h2>Columns</h2>\n<table><tr>{head}</tr>\n" + "\n".join(rows) + "</table>" + note
+
+
+def _sampled_tops(summary: Mapping[str, Any]) -> dict[str, int]:
+    """Drawn categorical columns whose top values come from the sample: their rows."""
+    estimated = summary.get("estimated") or {}
+    return {
+        name: estimated[name]["top_values_sample_rows"]
+        for name in summary.get("top_categories", {}) if name in estimated
+    }  # fmt: skip
 
 
 def _missing(plot: str | None) -> str:

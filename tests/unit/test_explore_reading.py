@@ -17,7 +17,7 @@ import pytest
 
 from mlbatch.spec import PipelineSpec
 from mlbatch_jobs.explore import advice as column_advice
-from mlbatch_jobs.explore import reading, report
+from mlbatch_jobs.explore import advice_report, reading, report
 from mlbatch_jobs.explore import summary as summaries
 from mlbatch_jobs.explore.sketch import DistinctSketch
 from mlbatch_jobs.explore.training import training_table
@@ -186,6 +186,9 @@ def test_past_the_exact_limit_distinct_counts_are_estimated_and_said(tmp_path):
     page = report.render_report(summary, {}, title="t", advice=None, relations=None,
                                 notebook=False)  # fmt: skip
     assert "HyperLogLog estimate over every row" in page and "≈" in page
+    assert "except <code>ticket</code>, <code>pair</code>" in advice_report.categories_section(
+        "data:image/png;base64,", {"ticket": 2000, "pair": 2000}
+    )
 
     advice = column_advice.advise(
         got.tally, got.training_sample.to_pandas(), target="late", task="binary", lineage={},
