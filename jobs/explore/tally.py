@@ -29,6 +29,9 @@ from mlbatch_jobs.explore.values import clean, column_kind, json_value
 EXACT_DISTINCT = 100_000  # distinct values per column counted exactly when streaming
 EXACT_INTEGERS = 2**53  # whole floats beyond this are not exact: no step, never monotonic
 MERGE_ROWS = 65_536  # batch value counts pile up to at least this before being merged
+# Whole numbers spanning fewer values than this in a batch are counted by np.bincount, an
+# order of magnitude cheaper than hashing them.
+BIN_RANGE = 65_536
 
 
 class ColumnTally:
@@ -48,7 +51,7 @@ class ColumnTally:
         self.reference: int | None = None
         self.step = 0  # gcd of the differences to the first value: the gcd of the gaps
         self.countable = True  # False for nested values: no value counts
-        self.counts: pa.Table | None = None  # values, counts: first appearance order
+        self.counts: pa.Table | None = None  # values, counts (of the present values)
         self.pending: list[pa.Table] = []
         self.pending_rows = 0
         self.sketch: DistinctSketch | None = None
@@ -66,14 +69,23 @@ class ColumnTally:
         if not len(present):
             return
         self.present += len(present)
+        low = high = None
         if self.kind in ("numeric", "datetime"):
             extremes = pc.min_max(present)
             low, high = extremes["min"].as_py(), extremes["max"].as_py()
             self.low = low if self.low is None else min(self.low, low)
             self.high = high if self.high is None else max(self.high, high)
+        binned = None
         if self.kind == "numeric":
             self._add_numbers(present)
-        self._count(present)
+            if (
+                _binnable(present.type)
+                and self.whole
+                and not self.too_large
+                and high - low < BIN_RANGE
+            ):
+                binned = _bin_counts(present, int(low))
+        self._count(present, binned)
 
     def _add_numbers(self, present: pa.Array | pa.ChunkedArray) -> None:
         self.total += pc.sum(present).as_py()  # integers: exact, as Python integers
@@ -101,27 +113,29 @@ class ColumnTally:
             self.falling = self.falling and bool((steps <= 0).all())
         self.last = int(numbers[-1])
 
-    def _count(self, present: pa.Array | pa.ChunkedArray) -> None:
+    def _count(self, present: pa.Array | pa.ChunkedArray, binned: pa.Table | None) -> None:
         if not self.countable:
             return
         if self.sketch is not None:
             self.sketch.add(pc.unique(present))
             return
-        try:
-            counts = pc.value_counts(present)
-        except pa.ArrowNotImplementedError:  # nested types: no value counts
-            self.countable = False
-            return
-        self.pending.append(pa.table([counts.field("values"), counts.field("counts")],
-                                     names=["values", "counts"]))  # fmt: skip
-        self.pending_rows += len(counts)
+        if binned is None:
+            try:
+                found = pc.value_counts(present)
+            except pa.ArrowNotImplementedError:  # nested types: no value counts
+                self.countable = False
+                return
+            binned = pa.table([found.field("values"), found.field("counts")],
+                              names=["values", "counts"])  # fmt: skip
+        self.pending.append(binned)
+        self.pending_rows += len(binned)
         if self.pending_rows >= max(MERGE_ROWS, len(self.counts) if self.counts else 0):
             self._merge()
 
     def _merge(self) -> None:
-        """Batches' value counts summed; the first value seen stays first (ties, like
-        pc.value_counts over the whole column, go to the earliest value). Dictionary
-        encoding keeps that order, and is far cheaper than a hash group-by here."""
+        """Batches' value counts summed, by dictionary encoding (far cheaper than a hash
+        group-by here). The order of values is no fact: ties for the most frequent value
+        never show (`constant` has one value, `near_constant` a share of 99.5%)."""
         if not self.pending:
             return
         parts = ([self.counts] if self.counts is not None else []) + self.pending
@@ -153,7 +167,7 @@ class ColumnTally:
         return min(self.present, max(self.exact_distinct + 1, round(self.sketch.estimate())))
 
     def value_counts(self, sample: pa.ChunkedArray | None = None) -> list[tuple[Any, int]]:
-        """(value, count) of the present values in first-appearance order: over every row,
+        """(value, count) of the present values, in no particular order: over every row,
         or, for an estimated column, over the sample's values of this column."""
         if self.sketch is not None:
             if sample is None:
@@ -208,6 +222,22 @@ class TableTally:
         }  # fmt: skip
 
 
+def _bin_counts(present: pa.Array | pa.ChunkedArray, low: int) -> pa.Table | None:
+    """value_counts of whole numbers from low to low + BIN_RANGE, by np.bincount; None
+    for floats holding -0.0 (a value of its own to Arrow, as to the exact counts)."""
+    values = np.asarray(present)
+    if pa.types.is_floating(present.type) and np.any((values == 0) & np.signbit(values)):
+        return None
+    counts = np.bincount((values - low).astype(np.int64))
+    seen = np.flatnonzero(counts)
+    numbers = pa.array(seen + low).cast(present.type)
+    return pa.table({"values": numbers, "counts": pa.array(counts[seen].astype(np.int64))})
+
+
+def _binnable(type_: pa.DataType) -> bool:
+    return pa.types.is_integer(type_) or pa.types.is_floating(type_)
+
+
 def new_tallies(
     schema: pa.Schema, exact_distinct: int | None = EXACT_DISTINCT
 ) -> dict[str, ColumnTally]:
@@ -234,9 +264,9 @@ def tally_table(
 
 
 def top(counts: list[tuple[Any, int]]) -> tuple[Any, int]:
-    """The most frequent value and its count; ties to the first seen."""
-    best, best_count = None, 0
-    for value, count in counts:
-        if count > best_count:
-            best, best_count = value, count
+    """The most frequent value and its count; ties to the first by text, as the summary
+    ranks them (whatever order the batches brought the values in)."""
+    if not counts:
+        return None, 0
+    best, best_count = min(counts, key=lambda pair: (-pair[1], str(pair[0])))
     return json_value(best), best_count

@@ -19,6 +19,7 @@ from mlbatch.spec import PipelineSpec
 from mlbatch_jobs.explore import advice as column_advice
 from mlbatch_jobs.explore import advice_report, reading, report
 from mlbatch_jobs.explore import summary as summaries
+from mlbatch_jobs.explore import tally as tally_module
 from mlbatch_jobs.explore.sketch import DistinctSketch
 from mlbatch_jobs.explore.training import training_table
 
@@ -233,3 +234,26 @@ def _rounded(data):
 
 def column(summary: dict, name: str) -> dict:
     return next(c for c in summary["column_summaries"] if c["name"] == name)
+
+
+def test_value_counts_of_whole_numbers_by_bins_equal_arrow_s():
+    """Whole numbers of a narrow range are counted by np.bincount; wide ranges, -0.0 (a
+    value of its own to Arrow) and fractions by Arrow's hash: the counts are the same."""
+    rng = np.random.default_rng(4)
+    columns = {
+        "widening": np.r_[rng.integers(0, 100, 3000), rng.integers(-(10**6), 10**6, 3000)],
+        "signed_zero": np.r_[rng.integers(-3, 3, 3000).astype(float), [-0.0, 0.0] * 1500],
+        "whole_then_not": np.r_[rng.integers(0, 50, 3000).astype(float), rng.random(3000)],
+    }
+    for name, values in columns.items():
+        array = pa.array(values)
+        tally = tally_module.ColumnTally(array.type, exact_distinct=None)
+        for start in range(0, len(array), 1000):
+            tally.add(array.slice(start, 1000))
+        tally.finish()
+        expected = pc.value_counts(array)
+        # repr keeps -0.0 apart from 0.0, as Arrow does (a dict would merge them)
+        wanted = sorted(zip(map(repr, expected.field("values").to_pylist()),
+                            expected.field("counts").to_pylist(), strict=True))  # fmt: skip
+        got = sorted((repr(v), n) for v, n in tally.value_counts())
+        assert got == wanted and tally.distinct() == len(wanted), name
