@@ -221,18 +221,22 @@ schema = json.loads(storage.read_bytes(output_uri(layout, etl, "schema.json")))
 target, task = schema["target"], schema["task"]
 settings = spec.explore
 # Streamed once, as the stage reads it: the whole table is never in memory. Target-based
-# checks see features' training rows only, as the stage's did.
-filesystem, path = storage.arrow_filesystem(output_uri(layout, etl, "table.parquet"))
-with filesystem.open_input_file(path) as source:
-    read = reading.read_table(source, spec, target=target, task=task,
-                              sample_rows=settings.sample_rows, seed=settings.seed)
+# checks see features' training rows only, as the stage's did. Executed by the stage,
+# the notebook starts from the stage's own read of this run's table.
+read = reading.shared(RUN)
+source_of = "the stage's read" if read is not None else "streamed from storage"
+if read is None:
+    filesystem, path = storage.arrow_filesystem(output_uri(layout, etl, "table.parquet"))
+    with filesystem.open_input_file(path) as source:
+        read = reading.read_table(source, spec, target=target, task=task,
+                                  sample_rows=settings.sample_rows, seed=settings.seed)
 facts = summary.summarize_tally(read.tally, read.target, target=target, task=task,
                                 schema=read.schema)
 columns = pd.DataFrame(facts["column_summaries"]).set_index("name")
 y = read.target.to_pandas()
 sample = read.training_sample.to_pandas()
 print(f"{read.tally.rows:,} rows x {len(columns)} columns; target {target!r} ({task}); "
-      f"sample of {len(sample):,} training rows")
+      f"sample of {len(sample):,} training rows ({source_of})")
 """
 
 COLUMNS = """\

@@ -16,7 +16,10 @@ and the split's columns, whatever the table's length.
 
 from __future__ import annotations
 
+import os
+import pickle
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -29,6 +32,8 @@ from mlbatch_jobs.explore.tally import EXACT_DISTINCT, TableTally, add_batch, ne
 from mlbatch_jobs.explore.training import split_columns, training_positions
 
 BATCH_ROWS = 65_536
+# Where the stage leaves its read for the notebook it executes (see `shared`).
+SHARED_ENV = "MLBATCH_EXPLORE_READING"
 
 
 @dataclass
@@ -101,3 +106,23 @@ class Rows:
         if self.positions is None or np.array_equal(self.positions, self.ordered):
             return table
         return table.take(pa.array(np.searchsorted(self.ordered, self.positions)))
+
+
+def share(read: Reading, path: Path, *, run_uri: str) -> None:
+    """Leaves the stage's read where the notebook's kernel finds it (SHARED_ENV): the
+    notebook the stage executes then recomputes from it instead of streaming the same
+    table a second time."""
+    with open(path, "wb") as out:
+        pickle.dump({"run_uri": run_uri, "reading": read}, out, protocol=5)
+    os.environ[SHARED_ENV] = str(path)
+
+
+def shared(run_uri: str) -> Reading | None:
+    """The read the stage shared for this run, or None (the notebook run elsewhere, or
+    pointed at another run, streams the table itself)."""
+    path = os.environ.get(SHARED_ENV)
+    if not path or not Path(path).is_file():
+        return None
+    with open(path, "rb") as source:
+        found = pickle.load(source)  # written by this run's own stage, in its work folder
+    return found["reading"] if found.get("run_uri") == run_uri else None

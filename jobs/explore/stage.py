@@ -52,6 +52,8 @@ def run(ctx: StageContext) -> None:
         id_columns=ctx.spec.id_columns, settings=settings, training_rows=read.training_rows,
     )  # fmt: skip
     advice["unsplit"] = read.unsplit
+    if settings.notebook:  # its kernel starts from this read instead of streaming again
+        reading.share(read, ctx.work_dir / "reading.pickle", run_uri=ctx.layout.uri)
     del read
     relations = column_relations.relations(
         sample, target=target, task=task, order=_by_power(advice, sample.columns)

@@ -257,3 +257,17 @@ def test_value_counts_of_whole_numbers_by_bins_equal_arrow_s():
                             expected.field("counts").to_pylist(), strict=True))  # fmt: skip
         got = sorted((repr(v), n) for v, n in tally.value_counts())
         assert got == wanted and tally.distinct() == len(wanted), name
+
+
+def test_the_stage_shares_its_read_with_its_notebook_for_that_run_only(tmp_path, monkeypatch):
+    monkeypatch.delenv(reading.SHARED_ENV, raising=False)
+    assert reading.shared("file:///runs/a") is None  # run elsewhere: the notebook streams
+    path = parquet(table(rows=300), tmp_path)
+    got = read(path, spec_of(sample_rows=100))
+    with pa.OSFile(str(path)) as source:  # as the notebook reads it from storage
+        assert read(source, spec_of(sample_rows=100)).training_sample.equals(got.training_sample)
+    reading.share(got, tmp_path / "reading.pickle", run_uri="file:///runs/a")
+    again = reading.shared("file:///runs/a")
+    assert again.training_sample.equals(got.training_sample) and again.tally.rows == 300
+    assert again.tally.columns["hour"].value_counts() == got.tally.columns["hour"].value_counts()
+    assert reading.shared("file:///runs/b") is None  # another RUN: not this read
