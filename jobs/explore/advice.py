@@ -21,14 +21,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from mlbatch.spec import ExploreSpec
 from mlbatch_jobs.explore import power
-from mlbatch_jobs.explore.summary import clean, column_kind, json_value
+from mlbatch_jobs.explore.tally import ColumnTally, TableTally, tally_table
+from mlbatch_jobs.explore.tally import top as top_value
 
 UNIQUE_SHARE = 0.95  # distinct in this share of rows: the column identifies rows
 TEXT_ID_SHARE = 0.5  # text distinct in this share of rows: an identifier, not a category
@@ -40,7 +39,6 @@ MONOTONIC_SHARE = 0.5  # a monotonic integer column this distinct is a sequence
 # 95% of UNIQUE_SHARE): a column both dense and unique was assigned, not measured.
 ID_DENSITY = 0.5
 ID_WORDS = frozenset({"id", "uuid", "guid"})  # a name ending in one of these words
-EXACT_INTEGERS = 2**53  # whole floats beyond this are not exact: never a row number
 # An integer column is a code (flight numbers, zip codes) when its values' identity
 # predicts the target clearly better than their order does: by this factor, and by at
 # least MIN_CODE_EXCESS above chance. A quantity's order carries most of what it knows.
@@ -56,7 +54,10 @@ POWER_LABEL = {"binary": "AUC", "multiclass": "AUC", "regression": "R²"}
 
 @dataclass(frozen=True)
 class Facts:
-    """What the checks need to know about one column, exact over every row."""
+    """What the checks need to know about one column, over every row (tally.py): exact,
+    but for a column with more than tally.EXACT_DISTINCT values (`estimated`), whose
+    distinct count is a HyperLogLog estimate and whose top value is counted on a sample
+    of `top_rows` present values."""
 
     kind: str  # numeric, boolean, datetime, string or other (summary.column_kind)
     rows: int
@@ -67,32 +68,35 @@ class Facts:
     integer: bool  # integer dtype, or floats that are all whole numbers
     monotonic: bool
     dense: bool = False  # integers filling at least ID_DENSITY of their range (row numbers)
+    estimated: bool = False
+    top_rows: int | None = None  # the present values top_count is out of; None: every one
 
 
 def column_facts(column: pa.ChunkedArray) -> Facts:
-    column = clean(column)
-    kind = column_kind(column.type)
-    present = pc.drop_null(column)
-    counts = pc.value_counts(present) if len(present) else None
-    top, top_count = None, 0
-    if counts is not None and len(counts):
-        best = int(np.argmax(counts.field("counts").to_numpy()))
-        top, top_count = counts.field("values")[best].as_py(), counts.field("counts")[best].as_py()
-    integer = pa.types.is_integer(column.type)
-    if kind == "numeric" and not integer and len(present):
-        values = present.cast(pa.float64()).to_numpy()
-        integer = bool(np.all(np.isfinite(values) & (values == np.round(values))))
-    distinct = len(counts) if counts is not None else 0
+    """A column's facts, every value counted exactly."""
+    tally = ColumnTally(column.type, exact_distinct=None)
+    tally.add(column)
+    tally.finish()
+    return tallied_facts(tally)
+
+
+def tallied_facts(tally: ColumnTally, sample: pa.ChunkedArray | None = None) -> Facts:
+    """The facts of a column from its tally (the top value of an estimated column from
+    its values in the sample)."""
+    counts = tally.value_counts(sample)
+    top, top_count = top_value(counts)
+    present = tally.rows - tally.missing
+    integer = tally.integer_type or (tally.kind == "numeric" and tally.whole and present > 0)
+    distinct = tally.distinct() or 0
+    span = tally.span()
     monotonic = dense = False
-    if integer and distinct > MONOTONIC_SHARE * max(len(present), 1):
-        dense = fills_its_range(counts.field("values"))
-        if dense is not None:
-            steps = np.diff(present.cast(pa.int64()).to_numpy())
-            monotonic = bool(len(steps) and ((steps >= 0).all() or (steps <= 0).all()))
+    if integer and distinct > MONOTONIC_SHARE * max(present, 1) and span is not None:
+        dense, monotonic = distinct >= ID_DENSITY * span, tally.monotonic
     return Facts(
-        kind=kind, rows=len(column), missing=column.null_count, distinct=distinct,
-        top=json_value(top), top_count=top_count, integer=integer, monotonic=monotonic,
-        dense=bool(dense),
+        kind=tally.kind, rows=tally.rows, missing=tally.missing, distinct=distinct,
+        top=top, top_count=top_count, integer=integer, monotonic=monotonic, dense=dense,
+        estimated=tally.estimated,
+        top_rows=sum(n for _, n in counts) if tally.estimated else None,
     )  # fmt: skip
 
 
@@ -100,14 +104,10 @@ def fills_its_range(values: pa.Array) -> bool | None:
     """Whether distinct whole numbers cover at least ID_DENSITY of min, min + step, ..., max
     (step: the greatest common divisor of the gaps between them); None when they are too
     large to be exact integers."""
-    numbers = np.sort(values.cast(pa.float64()).to_numpy())
-    if not len(numbers) or np.abs(numbers).max() >= EXACT_INTEGERS:
-        return None
-    numbers = numbers.astype(np.int64)
-    gaps = np.diff(numbers)
-    step = int(np.gcd.reduce(gaps)) if len(gaps) else 1
-    span = (int(numbers[-1]) - int(numbers[0])) // max(step, 1) + 1
-    return len(numbers) >= ID_DENSITY * span
+    tally = ColumnTally(values.type, exact_distinct=None)
+    tally.add(values)
+    span = tally.span()
+    return None if span is None else len(values) >= ID_DENSITY * span
 
 
 def named_as_identifier(column: str) -> bool:
@@ -117,7 +117,7 @@ def named_as_identifier(column: str) -> bool:
 
 
 def advise(
-    table: pa.Table,
+    table: pa.Table | TableTally,
     sample: pd.DataFrame,
     *,
     target: str,
@@ -132,9 +132,15 @@ def advise(
     (drop, flag or keep) with its reasons, and the suspected leaks.
 
     `sample` holds training rows only (see training.py): every check that reads the target
-    runs on it; `table` (every row) serves the checks that read a column's own values.
+    runs on it; `table` (every row, or its tally) serves the checks that read a column's
+    own values.
     """
-    facts = {name: column_facts(table.column(name)) for name in sample.columns}
+    if isinstance(table, pa.Table):
+        table = tally_table(table.select(list(sample.columns)), table.slice(0, 0))
+    facts = {
+        name: tallied_facts(table.columns[name], table.sample_column(name))
+        for name in sample.columns
+    }
     scores = power.power_scores(sample, target, task, seed=settings.seed)
     codes = integer_codes(sample, target, task, facts, settings)
     reasons: dict[str, list[dict]] = {name: [] for name in sample.columns if name != target}
@@ -186,13 +192,15 @@ def advise(
                           "action": entry["action"]})  # fmt: skip
         columns[column] = entry
     return {
-        "target": target, "task": task, "rows": table.num_rows, "sample_rows": len(sample),
+        "target": target, "task": task, "rows": table.rows, "sample_rows": len(sample),
         "training_rows": training_rows if training_rows is not None else len(sample),
         "power_metric": power.METRIC[task],
         "thresholds": settings.model_dump(exclude={"notebook", "sample_rows", "seed"}),
         "drop": [c for c, e in columns.items() if e["action"] == "drop"],
         "flag": [c for c, e in columns.items() if e["action"] == "flag"],
         "suspected_leaks": sorted(leaks, key=lambda leak: -leak["power"]),
+        # Columns past tally's exact limit: their distinct counts and top values estimated.
+        "estimated": {c: e for c, e in table.estimated().items() if c in facts},
         "columns": columns,
     }  # fmt: skip
 
@@ -241,36 +249,41 @@ def data_checks(
         return [("mostly_missing", f"missing in {missing_share:.1%} of rows (at least {limit})")]
     if fact.distinct <= 1:
         return [("constant", f"a single value ({fact.top!r}) in every row that has one")]
-    top_share, distinct_share = fact.top_count / present, fact.distinct / present
+    top_share = fact.top_count / (fact.top_rows or present)
+    distinct_share = fact.distinct / present
+    about = "about " if fact.estimated else ""  # a HyperLogLog estimate (tally.py)
+    share, count = f"{about}{distinct_share:.0%}", f"{about}{fact.distinct:,}"
+    sampled = f" in a sample of {fact.top_rows:,}" if fact.top_rows else ""
     row_number = fact.integer and (fact.dense or named_as_identifier(name))
     why_number = "they fill their range" if fact.dense else "its name says identifier"
     if fact.kind == "string" and distinct_share >= UNIQUE_SHARE:
-        message = f"text distinct in {distinct_share:.0%} of rows: it names rows, not traits"
+        message = f"text distinct in {share} of rows: it names rows, not traits"
         return [("unique_per_row", message)]
     if row_number and distinct_share >= UNIQUE_SHARE:
-        message = f"integers distinct in {distinct_share:.0%} of rows and {why_number}: row ids"
+        message = f"integers distinct in {share} of rows and {why_number}: row ids"
         return [("unique_per_row", message)]
     if row_number and fact.monotonic:
-        message = f"rises or falls with every row, distinct in {distinct_share:.0%}: a counter"
+        message = f"rises or falls with every row, distinct in {share}: a counter"
         return [("monotonic", message)]
     if fact.kind == "string" and distinct_share >= TEXT_ID_SHARE:
-        message = f"text with {fact.distinct:,} distinct values ({distinct_share:.0%} of rows)"
+        message = f"text with {count} distinct values ({distinct_share:.0%} of rows)"
         return [("very_high_cardinality", message + ": an identifier")]
     found = []
     if top_share >= settings.near_constant:
         limit = f"{settings.near_constant:.1%}"
-        message = f"one value ({fact.top!r}) covers {top_share:.2%} of its rows (at least {limit})"
+        message = (f"one value ({fact.top!r}) covers {top_share:.2%} of its rows{sampled} "
+                   f"(at least {limit})")  # fmt: skip
         found.append(("near_constant", message + "; kept, as the rare values may matter"))
     if fact.integer and distinct_share >= UNIQUE_SHARE:
-        message = (f"whole numbers distinct in {distinct_share:.0%} of rows, spread over their "
-                   "range like a quantity: kept as a number, not an identifier")  # fmt: skip
+        message = (f"whole numbers distinct in {share} of rows, spread over their range "
+                   "like a quantity: kept as a number, not an identifier")  # fmt: skip
         found.append(("distinct_numbers", message))
     if code is not None:
         scores = f"{code['identity']:.3f} vs {code['order']:.3f}"
         message = f"integers whose identity predicts the target better than their order ({scores})"
         found.append(("integer_code", message + ": a code, not a quantity; used as a category"))
     if (fact.kind in ("string", "boolean") or code) and fact.distinct > settings.high_cardinality:
-        message = f"a categorical with {fact.distinct:,} distinct values, likely an identifier"
+        message = f"a categorical with {count} distinct values, likely an identifier"
         encoding = "features encodes it by target (cross-fitted) or hashing, not a code per value"
         found.append(("high_cardinality", f"{message}: {encoding}"))
     return found

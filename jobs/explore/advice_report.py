@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from html import escape
 from typing import Any
 
+from mlbatch_jobs.explore.tally import EXACT_DISTINCT
+
 ACTION_ORDER = {"drop": 0, "flag": 1}
 
 
@@ -131,13 +133,18 @@ def outliers_section(found: list[Mapping[str, Any]], chart: str | None) -> str:
     )
 
 
-def categories_section(chart: str | None) -> str:
+def categories_section(chart: str | None, sampled: Mapping[str, int] | None = None) -> str:
+    """`sampled`: columns whose top values were counted on a sample, with its rows."""
     if chart is None:
         return ""
+    counted = "every row counted"
+    if sampled:
+        names = ", ".join(f"<code>{escape(c)}</code>" for c in sampled)
+        counted += (f", except {names}: more than {EXACT_DISTINCT:,} distinct values, counted "
+                    f"on a random sample of {max(sampled.values()):,} rows")  # fmt: skip
     return (
         "<h2>Top categories</h2>\n<p>The most frequent values of each categorical column "
-        "(shares of the rows that have a value; every row counted).</p>\n"
-        + image(chart, "top categories")
+        f"(shares of the rows that have a value; {counted}).</p>\n" + image(chart, "top categories")
     )
 
 

@@ -206,7 +206,7 @@ from mlbatch.manifest import load_manifest, output_uri
 from mlbatch.runs import RunLayout, read_spec
 from mlbatch.spec import PipelineSpec
 from mlbatch_jobs.explore import advice as column_advice
-from mlbatch_jobs.explore import relations, summary, training
+from mlbatch_jobs.explore import reading, relations, summary
 
 %matplotlib inline
 plt.rcParams["text.parse_math"] = False  # column names are data, not TeX
@@ -218,39 +218,47 @@ layout = RunLayout.from_run_uri(RUN)
 spec = PipelineSpec.model_validate(read_spec(layout))
 etl, _ = load_manifest(layout, "etl")
 schema = json.loads(storage.read_bytes(output_uri(layout, etl, "schema.json")))
-filesystem, path = storage.arrow_filesystem(output_uri(layout, etl, "table.parquet"))
-table = pq.read_table(path, filesystem=filesystem)
 target, task = schema["target"], schema["task"]
 settings = spec.explore
-# Target-based checks see features' training rows only, as the stage's did.
-train, _ = training.training_table(table, spec, target=target, task=task)
-sample = summary.sample_table(train, settings.sample_rows, seed=settings.seed).to_pandas()
-data = table.to_pandas()
-print(f"{len(data):,} rows x {data.shape[1]} columns; target {target!r} ({task}); "
-      f"sample of {len(sample):,} rows")
+# Streamed once, as the stage reads it: the whole table is never in memory. Target-based
+# checks see features' training rows only, as the stage's did. Executed by the stage,
+# the notebook starts from the stage's own read of this run's table.
+read = reading.shared(RUN)
+source_of = "the stage's read" if read is not None else "streamed from storage"
+if read is None:
+    filesystem, path = storage.arrow_filesystem(output_uri(layout, etl, "table.parquet"))
+    with filesystem.open_input_file(path) as source:
+        read = reading.read_table(source, spec, target=target, task=task,
+                                  sample_rows=settings.sample_rows, seed=settings.seed)
+facts = summary.summarize_tally(read.tally, read.target, target=target, task=task,
+                                schema=read.schema)
+columns = pd.DataFrame(facts["column_summaries"]).set_index("name")
+y = read.target.to_pandas()
+sample = read.training_sample.to_pandas()
+print(f"{read.tally.rows:,} rows x {len(columns)} columns; target {target!r} ({task}); "
+      f"sample of {len(sample):,} training rows ({source_of})")
 """
 
 COLUMNS = """\
-pd.DataFrame({
-    "dtype": data.dtypes.astype(str),
-    "missing": data.isna().mean().round(4),
-    "distinct": data.nunique(),
-})
+estimated = ", ".join(facts["estimated"]) or "none"
+print(f"distinct counts estimated (HyperLogLog), top values from the sample: {estimated}")
+shown = columns[["dtype", "missing_share", "distinct"]]
+shown.rename(columns={"missing_share": "missing"}).round(4)
 """
 
 TARGET_CLASSES = """\
-balance = data[target].value_counts(normalize=True)
+balance = y.value_counts(normalize=True)
 balance.plot.barh(title=f"{target}: class balance").invert_yaxis()
 balance.round(4).to_frame("share")
 """
 
 TARGET_REGRESSION = """\
-data[target].plot.hist(bins=40, title=target)
-data[target].describe().to_frame()
+y.plot.hist(bins=40, title=target)
+y.describe().to_frame()
 """
 
 MISSING = """\
-missing = data.isna().mean()
+missing = columns["missing_share"]
 missing = missing[missing > 0].sort_values()
 if len(missing):
     missing.plot.barh(title="share of rows missing", figsize=(6, 0.3 * len(missing) + 1))
@@ -259,7 +267,7 @@ missing.round(4).to_frame("missing")
 
 ADVICE = """\
 advice = column_advice.advise(
-    table, sample, target=target, task=task, lineage=schema.get("lineage") or {},
+    read.tally, sample, target=target, task=task, lineage=schema.get("lineage") or {},
     known_after_prediction=spec.known_after_prediction, id_columns=spec.id_columns,
     settings=settings,
 )

@@ -12,6 +12,8 @@ from html import escape
 from typing import Any
 
 from mlbatch_jobs.explore import advice_report
+from mlbatch_jobs.explore.sketch import STANDARD_ERROR
+from mlbatch_jobs.explore.tally import EXACT_DISTINCT
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 72em; color: #222; }
@@ -46,7 +48,7 @@ def render_report(
         _columns(summary["column_summaries"]),
         _missing(plots.get("missing")),
         _distributions(summary, plots.get("distributions")),
-        advice_report.categories_section(plots.get("categories")),
+        advice_report.categories_section(plots.get("categories"), _sampled_tops(summary)),
         advice and advice_report.power_section(advice, plots.get("power")),
         relations and advice_report.relations_section(plots, relations),
         relations and advice_report.outliers_section(relations["outliers"], plots.get("outliers")),
@@ -121,23 +123,44 @@ def _columns(columns: list[Mapping[str, Any]]) -> str:
         f"<th>{h}</th>"
         for h in ("column", "dtype", "role", "missing", "distinct", "min / top", "max", "mean")
     )
-    rows = []
+    rows, notes = [], []
     for c in columns:
+        estimated = c.get("estimated")
+        if estimated:
+            notes.append(estimated["top_count_sample_rows"])
         if c["kind"] in ("numeric", "datetime"):
             low, high = _number(c["min"]), _number(c["max"])
         elif c["top"] is not None:
-            count = f'<span class="muted">×{c["top_count"]:,}</span>'
+            count = f'<span class="muted">×{c["top_count"]:,}{"*" if estimated else ""}</span>'
             low, high = f"{escape(str(c['top']))} {count}", ""
         else:
             low, high = "", ""
         distinct = "" if c["distinct"] is None else _count(c["distinct"])
+        if estimated and distinct:
+            distinct = f"≈{distinct}*"
         rows.append(
             f"<tr><td><code>{escape(c['name'])}</code></td><td>{escape(str(c['dtype']))}</td>"
             f'<td>{escape(c["role"])}</td><td class="n">{_share(c["missing_share"])}</td>'
             f'<td class="n">{distinct}</td><td>{low}</td><td>{high}</td>'
             f'<td class="n">{_number(c["mean"])}</td></tr>'
         )
-    return f"<h2>Columns</h2>\n<table><tr>{head}</tr>\n" + "\n".join(rows) + "</table>"
+    note = (
+        f'<p class="muted">* Columns with more than {EXACT_DISTINCT:,} distinct values: the '
+        "distinct count is a HyperLogLog estimate over every row (about "
+        f"{STANDARD_ERROR:.1%} standard error); the top value is counted on a random sample "
+        f"of {max(notes):,} rows. Every other number is exact over every row.</p>"
+        if notes else ""
+    )  # fmt: skip
+    return f"<h2>Columns</h2>\n<table><tr>{head}</tr>\n" + "\n".join(rows) + "</table>" + note
+
+
+def _sampled_tops(summary: Mapping[str, Any]) -> dict[str, int]:
+    """Drawn categorical columns whose top values come from the sample: their rows."""
+    estimated = summary.get("estimated") or {}
+    return {
+        name: estimated[name]["top_values_sample_rows"]
+        for name in summary.get("top_categories", {}) if name in estimated
+    }  # fmt: skip
 
 
 def _missing(plot: str | None) -> str:

@@ -8,16 +8,14 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import pyarrow.parquet as pq
-
 from mlbatch.errors import BadInput
 from mlbatch.notes import leak_note
 from mlbatch.stage import StageContext
 from mlbatch_jobs.explore import advice as column_advice
 from mlbatch_jobs.explore import notebook as notebooks
+from mlbatch_jobs.explore import reading
 from mlbatch_jobs.explore import relations as column_relations
 from mlbatch_jobs.explore import summary as summaries
-from mlbatch_jobs.explore.training import training_table
 
 
 def run(ctx: StageContext) -> None:
@@ -29,30 +27,34 @@ def run(ctx: StageContext) -> None:
 
     settings = ctx.spec.explore
     schema = _read_schema(ctx)
-    table = pq.read_table(ctx.fetch("etl", "table.parquet"))
-    if schema.get("rows") not in (None, table.num_rows):
-        print(f"[explore] warning: schema.json says {schema['rows']} rows, the table has "
-              f"{table.num_rows}")  # fmt: skip
     target, task = schema.get("target") or ctx.spec.target, schema.get("task") or ctx.spec.task
-    summary = summaries.summarize(
-        table, target=target, task=task,
+    # Streamed once: the whole table is never in memory (reading.py).
+    read = reading.read_table(
+        ctx.fetch("etl", "table.parquet"), ctx.spec, target=target, task=task,
+        sample_rows=settings.sample_rows, seed=settings.seed,
+    )  # fmt: skip
+    if schema.get("rows") not in (None, read.tally.rows):
+        print(f"[explore] warning: schema.json says {schema['rows']} rows, the table has "
+              f"{read.tally.rows}")  # fmt: skip
+    summary = summaries.summarize_tally(
+        read.tally, read.target, target=target, task=task, schema=read.schema,
         known_after_prediction=ctx.spec.known_after_prediction, id_columns=ctx.spec.id_columns,
-        dtypes=schema.get("columns"), sample_rows=settings.sample_rows, seed=settings.seed,
+        dtypes=schema.get("columns"), seed=settings.seed,
     )  # fmt: skip
     summary["lineage"] = schema.get("lineage") or {}
     # Everything that reads the target looks at features' training rows only.
-    train, unsplit = training_table(table, ctx.spec, target=target, task=task)
-    if unsplit:
-        print(f"[explore] warning: {unsplit}")
-    sample = summaries.sample_table(train, settings.sample_rows, seed=settings.seed)
-    sample = sample.select(_analysable(summary)).to_pandas()
+    if read.unsplit:
+        print(f"[explore] warning: {read.unsplit}")
+    sample = read.training_sample.select(_analysable(summary)).to_pandas()
     advice = column_advice.advise(
-        table, sample, target=target, task=task, lineage=summary["lineage"],
+        read.tally, sample, target=target, task=task, lineage=summary["lineage"],
         known_after_prediction=ctx.spec.known_after_prediction,
-        id_columns=ctx.spec.id_columns, settings=settings, training_rows=train.num_rows,
+        id_columns=ctx.spec.id_columns, settings=settings, training_rows=read.training_rows,
     )  # fmt: skip
-    advice["unsplit"] = unsplit
-    del table, train
+    advice["unsplit"] = read.unsplit
+    if settings.notebook:  # its kernel starts from this read instead of streaming again
+        reading.share(read, ctx.work_dir / "reading.pickle", run_uri=ctx.layout.uri)
+    del read
     relations = column_relations.relations(
         sample, target=target, task=task, order=_by_power(advice, sample.columns)
     )

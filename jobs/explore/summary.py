@@ -1,16 +1,16 @@
-"""The numbers of the explore report, computed with pyarrow on the whole table.
+"""The numbers of the explore report, from a tally of every row (tally.py).
 
-Counts, missing values, distinct values, extremes, top values and the target's balance
-are exact over every row. Only the distribution histograms of numeric columns come from
-a random sample of at most `SAMPLE_ROWS` rows: they are pictures, and a sample of that
-size draws the same picture at a fraction of the cost.
+Counts, missing values, extremes, means and the target's balance are exact over every
+row. Distinct counts and top values are exact too, up to tally.EXACT_DISTINCT distinct
+values per column when the stage streams the table; past that the distinct count is a
+HyperLogLog estimate and the top values are counted on the sample, and summary.json says
+so (`estimated`, per column). The distribution histograms of numeric columns come from a
+random sample of at most `sample_rows` rows: they are pictures, and a sample of that size
+draws the same picture at a fraction of the cost.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import decimal
-import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -20,6 +20,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mlbatch.errors import BadInput
+from mlbatch_jobs.explore.tally import ColumnTally, TableTally, tally_table
+from mlbatch_jobs.explore.values import MAX_TEXT, clean, column_kind, json_value  # noqa: F401
 
 TASKS = ("binary", "multiclass", "regression")
 SAMPLE_ROWS = 200_000  # the most rows the distribution histograms look at
@@ -29,7 +31,6 @@ DISTRIBUTION_BINS = 30  # bins of each numeric column's histogram (the sample)
 DISTRIBUTION_COLUMNS = 24  # numeric columns drawn, in table order
 CATEGORY_COLUMNS = 18  # categorical columns whose top values are drawn
 TOP_VALUES = 10  # values listed per categorical column
-MAX_TEXT = 200  # a longer top value or class label is cut in summary.json
 
 ROLE_TARGET = "target"
 ROLE_KNOWN_AFTER = "known after prediction"
@@ -48,19 +49,37 @@ def summarize(
     sample_rows: int = SAMPLE_ROWS,
     seed: int = SAMPLE_SEED,
 ) -> dict[str, Any]:
-    """Everything summary.json holds, for a table and its target.
+    """Everything summary.json holds, for a table in memory and its target (every value
+    counted exactly).
 
     Args:
         dtypes: column -> dtype as etl's schema.json names it; the Arrow type otherwise.
     """
     table = as_table(data)
-    names = table.column_names
-    if task not in TASKS:
-        raise BadInput(f"task {task!r} is not one of {', '.join(TASKS)}")
-    if target not in names:
-        raise BadInput(f"target {target!r} is not a column of etl's table")
-    if table.num_rows == 0:
-        raise BadInput("etl's table has no rows: nothing to explore")
+    check_table(table.schema, table.num_rows, target=target, task=task)
+    tally = tally_table(table, sample_table(table, sample_rows, seed=seed))
+    return summarize_tally(
+        tally, table.column(target), target=target, task=task,
+        known_after_prediction=known_after_prediction, id_columns=id_columns, dtypes=dtypes,
+        schema=table.schema, seed=seed,
+    )  # fmt: skip
+
+
+def summarize_tally(
+    tally: TableTally,
+    target_column: pa.ChunkedArray,
+    *,
+    target: str,
+    task: str,
+    schema: pa.Schema,
+    known_after_prediction: Iterable[str] = (),
+    id_columns: Iterable[str] = (),
+    dtypes: Mapping[str, str] | None = None,
+    seed: int = SAMPLE_SEED,
+) -> dict[str, Any]:
+    """summary.json from a table's tally, its target column (read whole) and its schema."""
+    check_table(schema, tally.rows, target=target, task=task)
+    names = schema.names
     known_after = [c for c in dict.fromkeys(known_after_prediction) if c != target]
     ids = [c for c in dict.fromkeys(id_columns) if c != target]
     roles = {name: ROLE_FEATURE for name in names}
@@ -68,18 +87,19 @@ def summarize(
     roles.update({c: ROLE_KNOWN_AFTER for c in known_after if c in roles})
     roles[target] = ROLE_TARGET
     dtypes = dtypes or {}
+    sample = tally.sample
 
     columns = [
-        summarize_column(
-            table.column(i),
+        tallied_column(
+            tally.columns[name],
+            tally.sample_column(name),
             name=name,
             role=roles[name],
-            dtype=dtypes.get(name) or str(table.schema.field(i).type),
+            dtype=dtypes.get(name) or str(schema.field(name).type),
         )  # fmt: skip
-        for i, name in enumerate(names)
+        for name in names
     ]
     missing_cells = sum(c["missing"] for c in columns)
-    sample = sample_table(table, sample_rows, seed=seed)
     numeric = [c for c in columns if c["kind"] == "numeric"]
     drawn = [  # candidate features first, then what is known only after prediction
         c["name"] for role in (ROLE_FEATURE, ROLE_KNOWN_AFTER) for c in numeric if c["role"] == role
@@ -89,21 +109,35 @@ def summarize(
         if c["kind"] in ("string", "boolean") and c["role"] in (ROLE_FEATURE, ROLE_KNOWN_AFTER)
     ][:CATEGORY_COLUMNS]  # fmt: skip
     return {
-        "rows": table.num_rows,
-        "columns": table.num_columns,
+        "rows": tally.rows,
+        "columns": len(names),
         "missing_cells": missing_cells,
-        "missing_share": missing_cells / (table.num_rows * table.num_columns),
-        "target": summarize_target(table.column(target), name=target, task=task),
+        "missing_share": missing_cells / (tally.rows * len(names)),
+        "target": summarize_target(target_column, name=target, task=task),
         "not_used_as_features": {
             "known_after_prediction": [c for c in known_after if c in roles],
             "id_columns": [c for c in ids if c in roles],
             "not_in_table": [c for c in [*known_after, *ids] if c not in roles],
         },
         "sample": {"rows": sample.num_rows, "seed": seed},
+        # Columns with more distinct values than tally counts exactly: what is estimated.
+        "estimated": tally.estimated(),
         "distributions": {name: histogram(sample.column(name)) for name in drawn},
-        "top_categories": {name: top_values(table.column(name)) for name in categorical},
+        "top_categories": {
+            name: ranked_top(tally.columns[name].value_counts(tally.sample_column(name)))
+            for name in categorical
+        },
         "column_summaries": columns,
     }
+
+
+def check_table(schema: pa.Schema, rows: int, *, target: str, task: str) -> None:
+    if task not in TASKS:
+        raise BadInput(f"task {task!r} is not one of {', '.join(TASKS)}")
+    if target not in schema.names:
+        raise BadInput(f"target {target!r} is not a column of etl's table")
+    if rows == 0:
+        raise BadInput("etl's table has no rows: nothing to explore")
 
 
 def metrics(summary: Mapping[str, Any]) -> dict[str, Any]:
@@ -124,46 +158,38 @@ def as_table(data: pa.Table | pd.DataFrame) -> pa.Table:
     return data
 
 
-def column_kind(type_: pa.DataType) -> str:
-    """numeric, boolean, datetime, string or other: what the report can say about it."""
-    if pa.types.is_dictionary(type_):
-        return column_kind(type_.value_type)
-    if pa.types.is_boolean(type_):
-        return "boolean"
-    if pa.types.is_integer(type_) or pa.types.is_floating(type_) or pa.types.is_decimal(type_):
-        return "numeric"
-    if pa.types.is_timestamp(type_) or pa.types.is_date(type_):
-        return "datetime"
-    if pa.types.is_string(type_) or pa.types.is_large_string(type_) or _is_string_view(type_):
-        return "string"
-    return "other"
-
-
 def summarize_column(column: pa.ChunkedArray, *, name: str, dtype: str, role: str) -> dict:
     """Missing and distinct counts; min, max and mean, or the most frequent value."""
-    column = clean(column)
-    kind = column_kind(column.type)
+    tally = ColumnTally(column.type, exact_distinct=None)
+    tally.add(column)
+    tally.finish()
+    return tallied_column(tally, None, name=name, dtype=dtype, role=role)
+
+
+def tallied_column(
+    tally: ColumnTally, sample: pa.ChunkedArray | None, *, name: str, dtype: str, role: str
+) -> dict:  # fmt: skip
+    """A column's entry of summary.json from its tally (top values of an estimated column
+    from its sample)."""
+    kind = tally.kind
     entry: dict[str, Any] = {
         "name": name, "dtype": dtype, "kind": kind, "role": role,
-        "missing": column.null_count,
-        "missing_share": column.null_count / len(column) if len(column) else 0.0,
-        "distinct": None, "min": None, "max": None, "mean": None,
+        "missing": tally.missing,
+        "missing_share": tally.missing / tally.rows if tally.rows else 0.0,
+        "distinct": tally.distinct(), "min": None, "max": None, "mean": None,
         "top": None, "top_count": None,
     }  # fmt: skip
-    try:
-        entry["distinct"] = pc.count_distinct(column, mode="only_valid").as_py()
-    except pa.ArrowNotImplementedError:  # nested types: no distinct count
-        pass
     if kind in ("numeric", "datetime"):
-        extremes = pc.min_max(column)
-        entry["min"] = json_value(extremes["min"].as_py())
-        entry["max"] = json_value(extremes["max"].as_py())
+        entry["min"], entry["max"] = json_value(tally.low), json_value(tally.high)
         if kind == "numeric":
-            entry["mean"] = json_value(pc.mean(column).as_py())
+            entry["mean"] = json_value(tally.mean())
     elif kind in ("string", "boolean"):
-        counts = value_counts(column)
+        counts = ranked(tally.value_counts(sample))
         if counts:
             entry["top"], entry["top_count"] = counts[0]
+    if tally.estimated:  # the distinct count is a sketch's; top and top_count, the sample's
+        entry["estimated"] = {"distinct": "HyperLogLog", "top_count_sample_rows":
+                              0 if sample is None else len(sample)}  # fmt: skip
     return entry
 
 
@@ -197,14 +223,23 @@ def summarize_target(column: pa.ChunkedArray, *, name: str, task: str) -> dict:
 def value_counts(column: pa.ChunkedArray) -> list[tuple[Any, int]]:
     """(value, count) pairs of the non-missing values, most frequent first, ties by value."""
     counts = pc.value_counts(pc.drop_null(column))
-    pairs = zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True)
-    ranked = sorted(pairs, key=lambda pair: (-pair[1], str(pair[0])))
-    return [(json_value(value), count) for value, count in ranked]
+    return ranked(zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist(),
+                      strict=True))  # fmt: skip
+
+
+def ranked(pairs: Iterable[tuple[Any, int]]) -> list[tuple[Any, int]]:
+    """(value, count) pairs most frequent first, ties by value, values as JSON holds them."""
+    ordered = sorted(pairs, key=lambda pair: (-pair[1], str(pair[0])))
+    return [(json_value(value), count) for value, count in ordered]
 
 
 def top_values(column: pa.ChunkedArray, count: int = TOP_VALUES) -> list[dict[str, Any]]:
     """The most frequent values with their counts and shares of the rows that have one."""
-    counts = value_counts(clean(column))
+    return ranked_top(value_counts(clean(column)), count)
+
+
+def ranked_top(pairs: Iterable[tuple[Any, int]], count: int = TOP_VALUES) -> list[dict]:
+    counts = ranked(pairs)
     present = sum(n for _, n in counts)
     return [{"value": v, "count": n, "share": n / present} for v, n in counts[:count]]
 
@@ -227,42 +262,18 @@ def sample_table(
     table: pa.Table, max_rows: int = SAMPLE_ROWS, *, seed: int = SAMPLE_SEED
 ) -> pa.Table:
     """At most max_rows rows drawn at random without replacement, in table order."""
-    if table.num_rows <= max_rows:
-        return table
+    indices = sample_positions(table.num_rows, max_rows, seed=seed)
+    return table if indices is None else table.take(pa.array(indices))
+
+
+def sample_positions(rows: int, max_rows: int, *, seed: int) -> np.ndarray | None:
+    """The sorted positions sample_table keeps of `rows` rows; None when it keeps all."""
+    if rows <= max_rows:
+        return None
     rng = np.random.default_rng(seed)
-    indices = np.sort(rng.choice(table.num_rows, size=max_rows, replace=False))
-    return table.take(pa.array(indices))
-
-
-def json_value(value: Any) -> Any:
-    """A value summary.json can hold: strict JSON numbers, ISO dates, cut long strings."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)  # inf / -inf; NaN never gets here (_clean makes it missing)
-    if isinstance(value, decimal.Decimal):
-        return float(value)
-    if isinstance(value, dt.date | dt.time):
-        return value.isoformat()
-    if isinstance(value, str) and len(value) > MAX_TEXT:
-        return value[:MAX_TEXT] + "…"
-    if isinstance(value, bytes | dt.timedelta):
-        return str(value)
-    return value
-
-
-def clean(column: pa.ChunkedArray) -> pa.ChunkedArray:
-    """Categories decoded, and NaN counted as missing: pandas writes either for 'no value'."""
-    if pa.types.is_dictionary(column.type):
-        column = column.cast(column.type.value_type)
-    if pa.types.is_floating(column.type):
-        column = pc.if_else(pc.is_nan(column), pa.scalar(None, column.type), column)
-    return column
+    return np.sort(rng.choice(rows, size=max_rows, replace=False))
 
 
 def _finite(column: pa.ChunkedArray) -> np.ndarray:
     values = pc.drop_null(column).cast(pa.float64()).to_numpy()
     return values[np.isfinite(values)]
-
-
-def _is_string_view(type_: pa.DataType) -> bool:
-    check = getattr(pa.types, "is_string_view", None)  # pyarrow >= 16
-    return bool(check and check(type_))

@@ -21,11 +21,10 @@ def training_rows(table: pa.Table, spec: PipelineSpec, *, target: str, task: str
     """Sorted positions of the rows features will train on."""
     if target not in table.column_names:
         raise BadInput(f"target {target!r} is not a column of etl's table")
-    split = spec.features.split
-    named = [c for c in (split.time_column, split.group_column) if c in table.column_names]
-    frame = table.select([target, *named]).to_pandas()
+    columns = split_columns(table.column_names, spec, target=target)
+    frame = table.select(columns).to_pandas()
     labels, _ = encode_target(frame[target], task)
-    return split_rows(frame, labels, task, split).rows["train"]
+    return split_rows(frame, labels, task, spec.features.split).rows["train"]
 
 
 def training_table(
@@ -37,10 +36,25 @@ def training_table(
     its report: explore then scores every row and says so. Nothing leaks through that:
     features fails on the same table with the same error, so no model is trained.
     """
+    rows, unsplit = training_positions(table, spec, target=target, task=task)
+    return (table, unsplit) if rows is None else (table.take(pa.array(rows)), None)
+
+
+def training_positions(
+    table: pa.Table, spec: PipelineSpec, *, target: str, task: str
+) -> tuple[np.ndarray | None, str | None]:
+    """training_rows, or (None, why) when features cannot split the table: every row is
+    scored then. `table` needs only the target and the split's columns."""
     try:
-        rows = training_rows(table, spec, target=target, task=task)
+        return training_rows(table, spec, target=target, task=task), None
     except BadInput as error:
         if target not in table.column_names:
             raise
-        return table, f"every row scored: features cannot split this table ({error})"
-    return table.take(pa.array(rows)), None
+        return None, f"every row scored: features cannot split this table ({error})"
+
+
+def split_columns(names: list[str], spec: PipelineSpec, *, target: str) -> list[str]:
+    """The columns training_rows reads: the target and the split's time or group column."""
+    split = spec.features.split
+    named = [c for c in (split.time_column, split.group_column) if c in names]
+    return [target, *[c for c in named if c != target]]
