@@ -16,8 +16,8 @@ from mlbatch import preprocessing
 from mlbatch.errors import BadInput
 from mlbatch.splitting import Split, encode_target, split_rows
 from mlbatch.stage import StageContext
-from mlbatch_jobs.features import columns, report
-from mlbatch_jobs.features.prepare import ROW_ID, TARGET, fit_prepare
+from mlbatch_jobs.features import columns, prepare, report
+from mlbatch_jobs.features.prepare import ROW_ID, TARGET
 from mlbatch_jobs.features.treatment import choose
 
 
@@ -25,7 +25,7 @@ def run(ctx: StageContext) -> None:
     spec = ctx.spec
     schema = _read_json(ctx.fetch("etl", "schema.json"), "etl's schema.json")
     advice = _read_json(ctx.fetch("explore", "advice.json"), "explore's advice.json")
-    table = pq.read_table(ctx.fetch("etl", "table.parquet")).to_pandas()
+    table = read_table(ctx.fetch("etl", "table.parquet"))
     task = schema["task"]
     if spec.target not in table:
         raise BadInput(f"target {spec.target!r} is not a column of etl's table")
@@ -51,20 +51,18 @@ def run(ctx: StageContext) -> None:
     split = split_rows(table, labels, task, spec.features.split)
     if classes is not None and len(np.unique(labels[split.rows["train"]])) < 2:
         raise BadInput("the training split holds a single class: nothing to learn from it")
-    train = table.iloc[split.rows["train"]]
+    train = prepare.rows_of(table, list(kinds), split.rows["train"])  # crosses are of kinds
     plan, choices = choose(train, kinds, spec.features, task=task, seed=spec.features.split.seed)
+    del train  # the fit takes its own copy of the columns it reads
     for choice in choices:
         if choice.column in kind_reasons:
             choice.why.insert(0, kind_reasons[choice.column])
-    prepared = fit_prepare(plan, table, labels, split.rows)
-    preprocessing.save_transformer(prepared.transformer, ctx.out_dir / "transformer.skops")
 
     out = ctx.out_dir
-    for name, frame in prepared.frames.items():
-        _write(frame, out / "splits" / f"{name}.parquet")
-        raw = table.iloc[split.rows[name]].reset_index(drop=True)
-        raw.insert(0, ROW_ID, split.rows[name].astype("int64"))
-        _write(raw, out / "raw" / f"{name}.parquet")
+    prepared = write_prepared(out / "splits", plan, table, labels, split.rows)
+    preprocessing.save_transformer(prepared.transformer, out / "transformer.skops")
+    for name, positions in split.rows.items():
+        _write(raw_rows(table, positions), out / "raw" / f"{name}.parquet")
     _write(split_table(split, len(table)), out / "split.parquet")
     folds = write_folds(out, plan, table, labels, split) if split.folds else None
 
@@ -101,6 +99,12 @@ def run(ctx: StageContext) -> None:
           f"splits {[len(r) for r in split.rows.values()]}")  # fmt: skip
 
 
+def read_table(path: Path) -> pd.DataFrame:
+    """etl's table, each column a block of its own: taking a few columns' rows then copies
+    those columns only. Arrow's buffers are freed as their columns are converted."""
+    return pq.read_table(path).to_pandas(split_blocks=True, self_destruct=True)
+
+
 def class_shares(labels: np.ndarray, n_classes: int) -> list[float]:
     counts = np.bincount(labels, minlength=n_classes)
     return [round(float(c) / max(len(labels), 1), 4) for c in counts]
@@ -125,16 +129,35 @@ def row_id_hashes(split: Split) -> dict[str, str]:
     }
 
 
+def write_prepared(
+    folder: Path, plan, table: pd.DataFrame, labels: np.ndarray, rows: dict[str, np.ndarray]
+) -> prepare.Fitted:
+    """Fit on rows["train"] and write each split's prepared rows to <folder>/<name>.parquet,
+    one split in memory at a time (the training rows first: fit_transform made them)."""
+    fitted, frame = prepare.fit(plan, table, labels, rows["train"])
+    _write(frame, folder / "train.parquet")
+    del frame
+    for name, positions in rows.items():
+        if name != "train":
+            _write(prepare.transform(fitted, table, labels, positions), folder / f"{name}.parquet")
+    return fitted
+
+
+def raw_rows(table: pd.DataFrame, positions: np.ndarray) -> pd.DataFrame:
+    """A split's rows as etl wrote them, after their row ids."""
+    raw = table.iloc[positions].reset_index(drop=True)
+    raw.insert(0, ROW_ID, positions.astype("int64"))
+    return raw
+
+
 def write_folds(out: Path, plan, table: pd.DataFrame, labels: np.ndarray, split: Split) -> dict:
     """Per fold, a transformer fitted on that fold's training rows only, and its splits."""
     folds = []
     for i, pair in enumerate(split.folds):
-        prepared = fit_prepare(plan, table, labels, pair)
+        prepared = write_prepared(out / "folds" / str(i), plan, table, labels, pair)
         entry = {"fold": i}
-        for name, frame in prepared.frames.items():
-            path = f"folds/{i}/{name}.parquet"
-            _write(frame, out / path)
-            entry.update({name: path, f"{name}_rows": len(frame)})
+        for name, positions in pair.items():
+            entry.update({name: f"folds/{i}/{name}.parquet", f"{name}_rows": len(positions)})
         entry["features"] = [f["name"] for f in prepared.features]
         folds.append(entry)
     listing = {"k": len(folds), "strategy": split.rule["strategy"], "folds": folds}
