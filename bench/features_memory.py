@@ -39,7 +39,6 @@ from mlbatch.logs import LOG_DIR  # noqa: E402
 from mlbatch.manifest import load_manifest  # noqa: E402
 
 
-
 def prepare(rows: int, root: Path) -> str:
     """A fresh run on `root` with etl and explore committed; its URI."""
     raw = storage.resolve_uri(str(flights_synthetic.generate(rows)))

@@ -47,8 +47,9 @@ def fit_prepare(
 ) -> Prepared:
     """Fit on rows["train"]; transform every other split with the fitted transformer. (The
     stage itself uses fit and transform, holding one split's prepared rows at a time.)"""
-    fitted, train = fit(plan, table, labels, rows["train"])
-    frames = {"train": train}
+    train = rows["train"]
+    fitted, frame = fit(plan, rows_of(table, input_columns(plan), train), labels, train)
+    frames = {"train": frame}
     for name, positions in rows.items():
         if name != "train":
             frames[name] = transform(fitted, table, labels, positions)
@@ -56,14 +57,13 @@ def fit_prepare(
 
 
 def fit(
-    plan: TransformerPlan, table: pd.DataFrame, labels: np.ndarray, train: np.ndarray
+    plan: TransformerPlan, inputs: pd.DataFrame, labels: np.ndarray, train: np.ndarray
 ) -> tuple[Fitted, pd.DataFrame]:
-    """The transformer fitted on the training rows, and those rows prepared by fit_transform
-    (cross-fitted)."""
-    inputs = [*plan.numeric, *plan.categorical, *plan.dates]  # crosses are of these
+    """The transformer fitted on the training rows (`inputs`: their input_columns, at
+    positions `train`), and those rows prepared by fit_transform (cross-fitted)."""
     transformer = preprocessing.build_transformer(plan)
-    prepared = transformer.fit_transform(rows_of(table, inputs, train), labels[train])
-    fitted = Fitted(transformer, *describe_features(transformer, plan), inputs)
+    prepared = transformer.fit_transform(inputs, labels[train])
+    fitted = Fitted(transformer, *describe_features(transformer, plan), list(inputs.columns))
     return fitted, _frame(prepared, fitted, labels, train)
 
 
@@ -73,6 +73,11 @@ def transform(
     """Rows the transformer never saw in fitting, prepared by it."""
     prepared = fitted.transformer.transform(rows_of(table, fitted.inputs, positions))
     return _frame(prepared, fitted, labels, positions)
+
+
+def input_columns(plan: TransformerPlan) -> list[str]:
+    """The raw columns a transformer of this plan reads (crosses are of these)."""
+    return [*plan.numeric, *plan.categorical, *plan.dates]
 
 
 def rows_of(table: pd.DataFrame, columns: list[str], positions: np.ndarray) -> pd.DataFrame:
