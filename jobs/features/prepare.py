@@ -26,6 +26,8 @@ TREATMENT_OF_BRANCH = {
 
 @dataclass
 class Fitted:
+    """A transformer fitted on training rows, and what it makes of them."""
+
     transformer: Pipeline
     features: list[dict]  # name, kind, source, sources, treatment (feature_schema.json)
     before_reduction: int  # features the column step made, before any selection or PCA
@@ -38,8 +40,8 @@ class Fitted:
 
 @dataclass
 class Prepared(Fitted):
-    frames: dict[str, pd.DataFrame] = field(default_factory=dict)  # split name -> __row_id,
-    # features..., __target
+    # split name -> __row_id, features..., __target
+    frames: dict[str, pd.DataFrame] = field(default_factory=dict)
 
 
 def fit_prepare(
