@@ -7,7 +7,7 @@ seen later are only transformed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -25,32 +25,77 @@ TREATMENT_OF_BRANCH = {
 
 
 @dataclass
-class Prepared:
+class Fitted:
+    """A transformer fitted on training rows, and what it makes of them."""
+
     transformer: Pipeline
-    frames: dict[str, pd.DataFrame]  # split name -> __row_id, features..., __target
     features: list[dict]  # name, kind, source, sources, treatment (feature_schema.json)
     before_reduction: int  # features the column step made, before any selection or PCA
+    inputs: list[str]  # the raw columns it reads
+
+    @property
+    def categorical(self) -> list[str]:
+        return [f["name"] for f in self.features if f["kind"] == "categorical"]
+
+
+@dataclass
+class Prepared(Fitted):
+    # split name -> __row_id, features..., __target
+    frames: dict[str, pd.DataFrame] = field(default_factory=dict)
 
 
 def fit_prepare(
     plan: TransformerPlan, table: pd.DataFrame, labels: np.ndarray, rows: dict[str, np.ndarray]
 ) -> Prepared:
-    """Fit on rows["train"]; transform every other split with the fitted transformer."""
-    transformer = preprocessing.build_transformer(plan)
+    """Fit on rows["train"]; transform every other split with the fitted transformer. (The
+    stage itself uses fit and transform, holding one split's prepared rows at a time.)"""
     train = rows["train"]
-    outputs = {"train": transformer.fit_transform(table.iloc[train], labels[train])}
+    fitted, frame = fit(plan, rows_of(table, input_columns(plan), train), labels, train)
+    frames = {"train": frame}
     for name, positions in rows.items():
         if name != "train":
-            outputs[name] = transformer.transform(table.iloc[positions])
-    features, before = describe_features(transformer, plan)
-    categorical = [f["name"] for f in features if f["kind"] == "categorical"]
-    frames = {}
-    for name, prepared in outputs.items():
-        frame = preprocessing.as_feature_dtypes(prepared, categorical).reset_index(drop=True)
-        frame.insert(0, ROW_ID, rows[name].astype("int64"))
-        frame[TARGET] = labels[rows[name]]
-        frames[name] = frame
-    return Prepared(transformer, frames, features, before)
+            frames[name] = transform(fitted, table, labels, positions)
+    return Prepared(**vars(fitted), frames=frames)
+
+
+def fit(
+    plan: TransformerPlan, inputs: pd.DataFrame, labels: np.ndarray, train: np.ndarray
+) -> tuple[Fitted, pd.DataFrame]:
+    """The transformer fitted on the training rows (`inputs`: their input_columns, at
+    positions `train`), and those rows prepared by fit_transform (cross-fitted)."""
+    transformer = preprocessing.build_transformer(plan)
+    prepared = transformer.fit_transform(inputs, labels[train])
+    fitted = Fitted(transformer, *describe_features(transformer, plan), list(inputs.columns))
+    return fitted, _frame(prepared, fitted, labels, train)
+
+
+def transform(
+    fitted: Fitted, table: pd.DataFrame, labels: np.ndarray, positions: np.ndarray
+) -> pd.DataFrame:
+    """Rows the transformer never saw in fitting, prepared by it."""
+    prepared = fitted.transformer.transform(rows_of(table, fitted.inputs, positions))
+    return _frame(prepared, fitted, labels, positions)
+
+
+def input_columns(plan: TransformerPlan) -> list[str]:
+    """The raw columns a transformer of this plan reads (crosses are of these)."""
+    return [*plan.numeric, *plan.categorical, *plan.dates]
+
+
+def rows_of(table: pd.DataFrame, columns: list[str], positions: np.ndarray) -> pd.DataFrame:
+    """The rows at these positions, of these columns only: a copy of those columns, never
+    of the whole table."""
+    return table[columns].iloc[positions]
+
+
+def _frame(
+    prepared: pd.DataFrame, fitted: Fitted, labels: np.ndarray, positions: np.ndarray
+) -> pd.DataFrame:
+    """__row_id, the features (codes int32, the rest float64), __target."""
+    frame = preprocessing.as_feature_dtypes(prepared, fitted.categorical).reset_index(drop=True)
+    frame.insert(0, ROW_ID, positions.astype("int64"))
+    frame[TARGET] = labels[positions]
+    return frame
 
 
 def describe_features(transformer: Pipeline, plan: TransformerPlan) -> tuple[list[dict], int]:

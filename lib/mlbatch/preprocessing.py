@@ -133,7 +133,7 @@ class DateFeatures(TransformerMixin, BaseEstimator):
         return self
 
     def transform(self, X):
-        X = X.copy()
+        X = X.copy(deep=False)  # new columns, never new values: no need to copy the rest
         for column, parts in (self.parts or {}).items():
             values = X.pop(column)
             for part in parts:
@@ -167,7 +167,7 @@ class FeatureCrosses(TransformerMixin, BaseEstimator):
         return self
 
     def transform(self, X):
-        X = X.copy()
+        X = X.copy(deep=False)  # new columns, never new values: no need to copy the rest
         for columns in self.crosses:
             parts = [X[c].astype("str") for c in columns]
             joined = parts[0].str.cat(parts[1:], sep="|")
