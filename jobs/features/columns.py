@@ -43,8 +43,9 @@ def exclusions(
     target, features = spec.target, spec.features
     excluded = {target: "target"}
     after = set(spec.known_after_prediction) - {target}
-    for column in after:
-        excluded[column] = "known only after prediction time (spec)"
+    for column in spec.known_after_prediction:  # the spec's order: the same output every run
+        if column != target:
+            excluded[column] = "known only after prediction time (spec)"
     for column in spec.id_columns:
         excluded[column] = "identifier (spec id_columns)"
     # A column derived from a post-prediction column leaks it too (the target excepted).
