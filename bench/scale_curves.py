@@ -43,6 +43,10 @@ import scale_report  # noqa: E402
 from bench_etl import measure  # noqa: E402
 from scale_dask import DaskCluster  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "integration"))
+from ray_cluster import RayCluster  # noqa: E402
+
 from mlbatch import storage  # noqa: E402
 from mlbatch.errors import BadInput  # noqa: E402
 from mlbatch.manifest import load_manifest, output_uri  # noqa: E402
@@ -91,12 +95,14 @@ def write_spec(spec: dict, folder: Path) -> Path:
     return path
 
 
-def run_pipeline(spec_path: Path, root: str) -> tuple[dict, RunLayout]:
-    """`mlbatch run` on the local executor, measured from outside; (summary, layout)."""
+def run_pipeline(spec_path: Path, root: str, env: dict | None = None) -> tuple[dict, RunLayout]:
+    """`mlbatch run` on the local executor, measured from outside; (summary, layout).
+    env: variables added to the controller's (and so the stages') environment."""
     command = [sys.executable, "-m", "mlbatch.controller.cli", "run", str(spec_path),
                "--storage", root, "-o", "json"]  # fmt: skip
     started = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True)
+    environment = {**os.environ, **(env or {})}
+    done = subprocess.run(command, capture_output=True, text=True, env=environment)
     wall = time.perf_counter() - started
     try:
         summary = json.loads(done.stdout)
@@ -277,8 +283,15 @@ def data_parallel_train(raw: str, root: str, scratch: Path, args) -> dict:
         path = write_spec(spec, folder)
     except BadInput as error:
         return {"skipped": f"the spec rejects train.data_parallel: {error}"}
-    summary, layout = run_pipeline(path, root)
-    return {"run_id": summary["run_id"], "train": stage_costs(layout, ["train"])["train"],
+    # Two workers and Ray Data's reads need 3 CPUs, more than a local Ray of this machine's
+    # may have: a two-node Ray cluster on loopback, 2 CPUs a node (tests/integration's).
+    with RayCluster.start(nodes=2, cpus_per_node=2) as cluster:
+        summary, layout = run_pipeline(path, root, env={"RAY_ADDRESS": cluster.client_address})
+    if "failed" in summary:
+        return {"run_id": summary["run_id"], "failed": summary["failed"]}
+    # The trials run in the cluster's processes: train's own CPU-seconds leave them out.
+    return {"run_id": summary["run_id"], "ray_nodes": 2, "ray_cpus_per_node": 2,
+            "train": stage_costs(layout, ["train"])["train"],
             "train_trials": train_trials(layout)}  # fmt: skip
 
 
