@@ -10,8 +10,10 @@ from mlbatch.spec import STAGES
 
 SLOPE_TARGET = 1.1  # cost may grow at most ~linearly with rows: no hidden quadratic step
 FLAT_TARGET = 0.3  # "flat": 10x the rows costs at most 2x (reading the table still grows)
-SAMPLE_ROWS = {"explore": 100_000, "evaluate": 100_000}  # explore.sample_rows; evaluate's
-# permutation importance samples 2000 rows, its bootstrap resamples the whole test split
+# Table rows beyond which a stage works on a sample: explore.sample_rows; evaluate's
+# bootstrap resamples at most evaluate.bootstrap_rows (100,000) test rows, and the test
+# split is a tenth of the table (the flights spec's features.split.test: 0.1).
+SAMPLE_ROWS = {"explore": 100_000, "evaluate": 1_000_000}
 PER_ROUND_TARGET = 1.2
 MARK_START, MARK_END = "<!-- scale-results:start -->", "<!-- scale-results:end -->"
 
