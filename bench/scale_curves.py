@@ -257,6 +257,10 @@ def bench_size(rows: int, args, *, full: bool) -> dict:
                 case["data_parallel"] = _attempt(
                     lambda: data_parallel_train(raw, root, scratch, args)
                 )
+                rates = [t["s_per_round"] for t in case.get("train_trials") or []
+                         if t.get("s_per_round")]  # fmt: skip
+                if rates:  # the one-worker trial of this run, beside the parallel one
+                    case["data_parallel"]["one_worker_s_per_round"] = rates[0]
         else:
             case["etl_only"] = _attempt(
                 lambda: run_etl_stage(spec, root, engine="auto", env={"DASK_SCHEDULER_ADDRESS": ""})

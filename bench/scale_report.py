@@ -173,9 +173,24 @@ def _extras(cases: list[dict]) -> list[str]:
                 )
             elif key == "data_parallel":
                 train = value["train"]
-                lines.append(f"- {case['rows']:,} rows, train with data_parallel: always: "
-                             f"{train['wall_s']} s wall, {train['cpu_s']} CPU s")  # fmt: skip
+                line = (f"- {case['rows']:,} rows, train with data_parallel: always: "
+                        f"{train['wall_s']} s wall, {train['cpu_s']} CPU s in its pod")  # fmt: skip
+                parallel = _first_rate(value.get("train_trials"))
+                # The one-worker trial of the same bench run (its load), if recorded.
+                single = value.get("one_worker_s_per_round")
+                if parallel:
+                    nodes = value.get("ray_nodes")
+                    line += (f"; the trial {parallel:.4f} s a round"
+                             + (f" on {nodes} Ray nodes" if nodes else "")
+                             + (f", one worker {single:.4f} s" if single else ""))  # fmt: skip
+                lines.append(line)
     return lines
+
+
+def _first_rate(trials: list[dict] | None) -> float | None:
+    """The seconds per round of a case's (one) trial."""
+    rates = [t["s_per_round"] for t in trials or [] if t.get("s_per_round")]
+    return rates[0] if rates else None
 
 
 def plot(report: dict, path: Path) -> None:
