@@ -14,7 +14,7 @@ from collections import Counter
 
 import pyarrow.parquet as pq
 import pytest
-from cluster_runs import find_run, mlbatch
+from cluster_runs import find_run, mlbatch, new_sample
 from kube_cluster import RELEASE, REPO, Cluster, wait_until
 from table_hash import sorted_sha256
 
@@ -120,19 +120,26 @@ def test_the_etl_stage_runs_on_both_dask_workers_and_matches_pandas(
     assert mlbatch("demo-data", "--storage", storage_uri, env=env).returncode == 0
     in_scheduler(cluster, release, INSTALL)
     name = f"mlbatch-ci-dask-{int(time.time())}"
+    # A sample of its own: explore may commit before the cancel below, and the demo test's
+    # run must not take it from the cache.
+    sample = new_sample(demo_spec, 23)
     log = tmp_path / "controller.log"  # a file, not a pipe nobody reads while it runs
     with log.open("w") as sink:
         controller = subprocess.Popen(
             [sys.executable, "-m", "mlbatch.controller.cli", "run", str(demo_spec),
              "--executor", "kubernetes", "--namespace", release, "--context", "mlbatch",
              "--storage", storage_uri, "--run-name", name, "--force", "etl",
-             "--set", f"etl.dask.partition_mb={PARTITION_MB}", "--output", "json"],
+             "--set", f"etl.dask.partition_mb={PARTITION_MB}", *sample, "--output", "json"],
             stdout=sink, stderr=subprocess.STDOUT, env={**cluster.env, **env},
         )  # fmt: skip
     try:
         # Meanwhile, the same etl on this machine with the pandas engine.
         document = parse_yaml(demo_spec.read_text())
-        document["etl"].update(engine="pandas", dask={"partition_mb": PARTITION_MB})
+        document["etl"].update(
+            engine="pandas",
+            dask={"partition_mb": PARTITION_MB},
+            seed=int(sample[1].partition("=")[2]),
+        )
         local = runs.RunLayout(storage_uri, runs.new_run_id())
         runs.write_spec(local, validate_spec(document).model_dump(mode="json"))
         by_pandas = subprocess.run(

@@ -123,15 +123,15 @@ def test_bootstrap_intervals_bracket_the_estimate_and_shrink_with_rows():
 
 def test_a_large_test_split_is_resampled_at_the_cap_and_its_intervals_scaled_to_the_split():
     rng = np.random.default_rng(5)
-    rows = 40_000
+    rows = 20_000
     y = rng.integers(0, 2, rows)
     p = np.clip(0.3 * y + rng.random(rows) * 0.7, 0, 1)
-    full = compute_metrics("binary", y, p, num_classes=2)
+    full = {"roc_auc": sk.roc_auc_score(y, p)}  # one metric: the test is the resampling's
     drawn_sizes: list[int] = []
 
     def metrics_of(i: np.ndarray) -> dict[str, float]:
         drawn_sizes.append(len(i))
-        return compute_metrics("binary", y[i], p[i], num_classes=2)
+        return {"roc_auc": sk.roc_auc_score(y[i], p[i])}
 
     def interval(**cap) -> list[float]:
         return bootstrap_intervals(metrics_of, rows, samples=200, confidence=0.9, seed=1,
@@ -140,8 +140,8 @@ def test_a_large_test_split_is_resampled_at_the_cap_and_its_intervals_scaled_to_
     exact = interval()
     assert set(drawn_sizes) == {rows}
     drawn_sizes.clear()
-    capped = interval(max_rows=4_000)
-    assert set(drawn_sizes) == {4_000}  # the cost no longer grows with the split
+    capped = interval(max_rows=2_000)
+    assert set(drawn_sizes) == {2_000}  # the cost no longer grows with the split
     assert capped[0] < full["roc_auc"] < capped[1]
     # Ten times fewer rows per resample, yet the same width as resampling every row.
     width = lambda bounds: bounds[1] - bounds[0]  # noqa: E731
@@ -220,7 +220,8 @@ def test_report_is_self_contained_and_escapes_what_it_did_not_write():
         title="run <x>", summary={"model": "xgboost"},
         gates=[{"gate": "roc_auc >= 0.9", "value": 0.8, "passed": False}],
         decision={"decision": "not registered", "reason": "a <b> gate failed", "version": None},
-        metrics={"roc_auc": 0.81234}, intervals={"roc_auc": [0.7, 0.9]}, interval_note="95% bootstrap intervals",
+        metrics={"roc_auc": 0.81234}, intervals={"roc_auc": [0.7, 0.9]},
+        interval_note="95% bootstrap intervals",
         data={"Features": {'<span class="passed">': 3}}, excluded={"id": "identifier"},
         leaderboard={"metric": "roc_auc", "families": [{"family": "lightgbm", "roc_auc": 0.8}]},
         plots=[plot], params={"objective": "binary:logistic"},
