@@ -120,25 +120,18 @@ def test_facts_are_exact_over_every_row_of_many_row_groups(tmp_path):
     assert _json(summary) == _json(memory)
     sample = got.training_sample.to_pandas()
     settings = spec_of().explore
-    streamed = column_advice.advise(
-        got.tally,
-        sample,
-        target="late",
-        task="binary",
-        lineage={},
-        known_after_prediction=[],
-        id_columns=[],
-        settings=settings,
-    )
-    in_memory = column_advice.advise(
-        whole,
-        sample,
-        target="late",
-        task="binary",
-        lineage={},
-        known_after_prediction=[],
-        id_columns=[],
-        settings=settings,
+    streamed, in_memory = (
+        column_advice.advise(
+            facts,
+            sample,
+            target="late",
+            task="binary",
+            lineage={},
+            known_after_prediction=[],
+            id_columns=[],
+            settings=settings,
+        )
+        for facts in (got.tally, whole)
     )
     assert _json(streamed) == _json(in_memory)
     assert streamed["columns"]["counter"]["reasons"][0]["check"] == "monotonic"
