@@ -11,14 +11,8 @@ import xgboost
 from ray import tune
 
 from mlbatch_jobs.train.data import TrainingData
-from mlbatch_jobs.train.models import (
-    Curve,
-    Fit,
-    FitOptions,
-    native_feature_names,
-    report_due,
-    stop_due,
-)
+from mlbatch_jobs.train.models import Fit, FitOptions, native_feature_names, stop_due
+from mlbatch_jobs.train.round_scores import RoundScores
 
 # LightGBM's early stopping skips the validation set named like the training data, so the
 # training sample (followed for the overfitting curve) must carry that name.
@@ -50,7 +44,7 @@ class XGBoostFamily:
     def params(self, config: dict, data: TrainingData, options: FitOptions) -> dict:
         params = {
             "objective": self.objectives[data.task],
-            "eval_metric": _metrics(options, "xgboost"),
+            "eval_metric": options.metric.stopping("xgboost"),
             "tree_method": "hist", "nthread": options.threads, "seed": options.seed,
             "device": options.device, **options.library_params, **config,
         }  # fmt: skip
@@ -68,12 +62,13 @@ class XGBoostFamily:
         valid = xgboost.DMatrix(data.x_valid, data.y_valid, feature_names=names, nthread=threads)
         # Early stopping first: XGBoost stops asking callbacks once one says stop, and the
         # best round must be recorded even when the deadline ends the first one.
+        scores = RoundScores(options, data, "xgboost")
         callbacks: list = [
             xgboost.callback.EarlyStopping(
                 rounds=options.early_stopping_rounds, data_name="valid",
                 metric_name=options.metric.stopping("xgboost"),
             ),
-            _XGBoostRounds(options, data.y_valid),
+            _XGBoostRounds(options, scores, sample, valid),
         ]  # fmt: skip
         history: dict = {}
         booster = xgboost.train(
@@ -81,10 +76,9 @@ class XGBoostFamily:
             evals=[(sample, "train"), (valid, "valid")], evals_result=history,
             verbose_eval=False, callbacks=callbacks,
         )  # fmt: skip
-        best = booster.best_iteration
-        native = options.metric.native("xgboost")
-        curve = _curve(history["train"][native], history["valid"][native], options, data)
-        return Fit(booster[: best + 1], params, best, booster.num_boosted_rounds(), curve)
+        best, trained = booster.best_iteration, booster.num_boosted_rounds()
+        curve = scores.finish(trained, history, _cached(booster, sample, valid))
+        return Fit(booster[: best + 1], params, best, trained, curve)
 
     def predict(self, model: xgboost.Booster, x: np.ndarray) -> np.ndarray:
         """Probabilities of class 1 (binary), of each class (multiclass), or values."""
@@ -106,16 +100,19 @@ class XGBoostFamily:
 class _XGBoostRounds(xgboost.callback.TrainingCallback):
     """Reports every few rounds, and stops at the deadline (early stopping kept the best)."""
 
-    def __init__(self, options: FitOptions, y_valid: np.ndarray):
+    def __init__(self, options: FitOptions, scores: RoundScores, *matrices: xgboost.DMatrix):
         super().__init__()
-        self.options, self.y_valid = options, y_valid
+        self.options, self.scores, self.matrices = options, scores, matrices
 
     def after_iteration(self, model, epoch, evals_log) -> bool:
         rounds = epoch + 1
-        if report_due(rounds, self.options):
-            value = evals_log["valid"][self.options.metric.native("xgboost")][-1]
-            self.options.on_rounds(rounds, self.options.metric.from_native(value, self.y_valid))
+        self.scores.report(rounds, evals_log, _cached(model, *self.matrices))
         return stop_due(rounds, self.options)
+
+
+def _cached(booster: xgboost.Booster, sample: xgboost.DMatrix, valid: xgboost.DMatrix):
+    """The predictions XGBoost keeps for its evaluation sets, up to the current round."""
+    return lambda: (booster.predict(sample), booster.predict(valid))
 
 
 class LightGBMFamily:
@@ -143,7 +140,8 @@ class LightGBMFamily:
 
     def params(self, config: dict, data: TrainingData, options: FitOptions) -> dict:
         params = {
-            "objective": self.objectives[data.task], "metric": _metrics(options, "lightgbm"),
+            "objective": self.objectives[data.task],
+            "metric": options.metric.stopping("lightgbm"),
             "num_threads": options.threads, "seed": options.seed, "verbosity": -1,
             "bagging_freq": 1,  # subsample only takes effect with bagging on
             "device_type": options.device, **options.library_params, **config,
@@ -165,24 +163,21 @@ class LightGBMFamily:
         sample = lightgbm.Dataset(x_sample, label=y_sample, reference=train)
         valid = lightgbm.Dataset(data.x_valid, label=data.y_valid, reference=train)
         history: dict = {}
-        metric = options.metric.native("lightgbm")
+        scores = RoundScores(options, data, "lightgbm")
         callbacks = [
-            # The stopping metric is listed first (_metrics).
-            lightgbm.early_stopping(
+            _scoring_last_round(lightgbm.early_stopping(
                 options.early_stopping_rounds, first_metric_only=True, verbose=False
-            ),
+            ), scores, history),
             lightgbm.record_evaluation(history),
-            _lightgbm_rounds(options, history, data.y_valid),
-        ]
+            _lightgbm_rounds(options, scores, history),
+        ]  # fmt: skip
         booster = lightgbm.train(
             params, train, num_boost_round=options.max_rounds, valid_sets=[sample, valid],
             valid_names=[LIGHTGBM_TRAIN_NAME, "valid"], callbacks=callbacks,
         )  # fmt: skip
+        trained = len(history["valid"][options.metric.stopping("lightgbm")])
         # LightGBM counts best_iteration from 1; the text model keeps the rounds up to it.
-        train_curve = history[LIGHTGBM_TRAIN_NAME][metric]
-        curve = _curve(train_curve, history["valid"][metric], options, data)
-        trained = len(history["valid"][metric])
-        return Fit(booster, params, booster.best_iteration - 1, trained, curve)
+        return Fit(booster, params, booster.best_iteration - 1, trained, scores.curve)
 
     def predict(self, model: lightgbm.Booster, x: np.ndarray) -> np.ndarray:
         """Probabilities of class 1 (binary), of each class (multiclass), or values."""
@@ -201,40 +196,58 @@ class LightGBMFamily:
         return lightgbm.__version__
 
 
-def _metrics(options: FitOptions, library: str) -> str | list[str]:
-    """The per-round metrics: the stopping one first, then the tuning metric's own."""
-    stopping, native = options.metric.stopping(library), options.metric.native(library)
-    return native if stopping == native else [stopping, native]
-
-
-def _lightgbm_rounds(options: FitOptions, history: dict, y_valid: np.ndarray):
+def _lightgbm_rounds(options: FitOptions, scores: RoundScores, history: dict):
     """A callback that reports every few rounds and stops at the deadline, keeping the best
     round so far (by the stopping metric)."""
-    native, stopping = options.metric.native("lightgbm"), options.metric.stopping("lightgbm")
+    stopping = options.metric.stopping("lightgbm")
 
     def after_round(env) -> None:
         rounds = env.iteration + 1
-        if report_due(rounds, options):
-            value = history["valid"][native][-1]
-            options.on_rounds(rounds, options.metric.from_native(value, y_valid))
+        scores.report(rounds, _logged(history), lambda: _inner_predictions(env.model))
         if stop_due(rounds, options):
-            scores = history["valid"][stopping]
+            scores.finish(rounds, _logged(history), lambda: _inner_predictions(env.model))
+            values = history["valid"][stopping]
             higher_is_better = next(
                 entry[3] for entry in env.evaluation_result_list
                 if entry[0] == "valid" and entry[1] == stopping
             )  # fmt: skip
-            best = int(np.argmax(scores) if higher_is_better else np.argmin(scores))
+            best = int(np.argmax(values) if higher_is_better else np.argmin(values))
             raise lightgbm.callback.EarlyStopException(best, env.evaluation_result_list)
 
     after_round.order = 40  # after record_evaluation (20) and early stopping (30)
     return after_round
 
 
-def _curve(train: list, valid: list, options: FitOptions, data: TrainingData) -> Curve:
-    _, y_sample = data.train_sample()
-    metric = options.metric
-    return Curve(
-        rounds=list(range(1, len(valid) + 1)),
-        train=[metric.from_native(float(v), y_sample) for v in train],
-        valid=[metric.from_native(float(v), data.y_valid) for v in valid],
-    )
+def _scoring_last_round(early_stopping, scores: RoundScores, history: dict):
+    """LightGBM's early stopping, which also ends the last of max_rounds, scoring the round
+    it ends on first: the booster lightgbm.train returns keeps only the best round."""
+
+    def after_round(env) -> None:
+        try:
+            early_stopping(env)
+        except lightgbm.callback.EarlyStopException:
+            predictions = lambda: _inner_predictions(env.model)  # noqa: E731
+            scores.finish(env.iteration + 1, _logged(history), predictions)
+            raise
+
+    after_round.order = early_stopping.order
+    return after_round
+
+
+def _logged(history: dict) -> dict:
+    """LightGBM's per-round log under the names XGBoost's has (train: the sample)."""
+    return {"train": history[LIGHTGBM_TRAIN_NAME], "valid": history["valid"]}
+
+
+def _inner_predictions(booster: lightgbm.Booster) -> tuple[np.ndarray, np.ndarray]:
+    """The predictions LightGBM keeps for its evaluation sets (sample, valid), as of the
+    current round: what a custom metric is handed, so public API and no extra predict."""
+    kept: list[np.ndarray] = []
+
+    def keep(predictions: np.ndarray, _dataset) -> tuple[str, float, bool]:
+        kept.append(predictions)
+        return "kept", 0.0, True
+
+    booster.eval_valid(feval=keep)
+    sample, valid = kept
+    return sample, valid

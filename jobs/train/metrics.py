@@ -22,16 +22,13 @@ from mlbatch.tasks import TUNING_METRIC
 CLASSIFICATION = ("roc_auc", "log_loss", "accuracy")
 REGRESSION = ("rmse", "mae", "r2")
 
-# Per task, the native metric each booster evaluates every round for the tuning metric.
-# Multiclass AUC has no exact native twin in LightGBM: auc_mu ranks the same way closely
-# enough to stop weak trials; the trial's final score is always the exact one.
+# Per task, the native metric each booster evaluates every round for the tuning metric,
+# where early stopping follows it too. AUC and accuracy have none here: they stop on log
+# loss (below) and are scored exactly from the booster's predictions every report_every
+# rounds (round_scores.py), since a native AUC sorts the valid split every round.
 NATIVE = {
-    "xgboost": {
-        "roc_auc": "auc", "accuracy": ("error", "merror"), "log_loss": ("logloss", "mlogloss"),
-        "rmse": "rmse", "mae": "mae", "r2": "rmse",
-    },
+    "xgboost": {"log_loss": ("logloss", "mlogloss"), "rmse": "rmse", "mae": "mae", "r2": "rmse"},
     "lightgbm": {
-        "roc_auc": ("auc", "auc_mu"), "accuracy": ("binary_error", "multi_error"),
         "log_loss": ("binary_logloss", "multi_logloss"), "rmse": "rmse", "mae": "l1", "r2": "rmse",
     },
 }  # fmt: skip
@@ -73,9 +70,10 @@ class TuningMetric:
             return float(mean_absolute_error(y, predictions))
         return float(r2_score(y, predictions))
 
-    def native(self, library: str) -> str:
-        """The library's per-round evaluation metric that follows this one."""
-        name = NATIVE[library][self.name]
+    def native(self, library: str) -> str | None:
+        """The library's per-round evaluation metric that follows this one, or None where
+        the metric is scored from predictions instead (AUC, accuracy)."""
+        name = NATIVE[library].get(self.name)
         if isinstance(name, tuple):
             return name[self.task == "multiclass"]
         return name
@@ -87,9 +85,7 @@ class TuningMetric:
         return self.native(library)
 
     def from_native(self, value: float, y: np.ndarray) -> float:
-        """A native per-round value as this metric (errors to accuracy, RMSE to R²)."""
-        if self.name == "accuracy":
-            return 1.0 - value
+        """A native per-round value as this metric (RMSE to R²)."""
         if self.name == "r2":
             variance = float(np.var(y))
             return 1.0 - value**2 / variance if variance > 0 else 0.0

@@ -58,7 +58,10 @@ def test_every_family_is_searched_and_ranked(tmp_path):
     done = [t for t in result.trials if t["status"] == "ok"]
     assert all(t["node"] and t["cpus"] == 1 and t["device"] == "cpu" for t in done)
     boosted = [t for t in done if t["family"] == "lightgbm"]
-    assert all(len(t["curve_valid"]) == t["rounds"] for t in boosted)
+    for trial in boosted:  # scored every report_every rounds, and at the last one
+        rounds, every = trial["curve_rounds"], spec.report_every
+        assert rounds[-1] == trial["rounds"] and len(trial["curve_valid"]) == len(rounds)
+        assert rounds[:-1] == list(range(every, trial["rounds"], every))[: len(rounds) - 1]
 
 
 def test_asha_stops_weak_trials_early(tmp_path):
