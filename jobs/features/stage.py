@@ -51,6 +51,8 @@ def run(ctx: StageContext) -> None:
 
     labels, classes = encode_target(table[spec.target], task)
     split = split_rows(table, labels, task, spec.features.split)
+    if "folds_chosen" in split.rule:
+        print(f"[features] CV folds: {split.rule['folds_chosen']}")
     if classes is not None and len(np.unique(labels[split.rows["train"]])) < 2:
         raise BadInput("the training split holds a single class: nothing to learn from it")
     train = split.rows["train"]

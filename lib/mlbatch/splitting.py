@@ -8,7 +8,8 @@ on every row.
 - time: train on the past, test on the future; rows with the same time stay together.
 - group: no value of the group column in two splits.
 - folds: k-fold CV on the rows outside test, by the same strategy (time: expanding
-  windows); the last fold is also the train/valid split.
+  windows); the last fold is also the train/valid split. By default (`auto`), a random
+  split of a small table gets 5 folds.
 Every split is a pure function of the data and the spec, and the rule is recorded.
 """
 
@@ -22,6 +23,7 @@ from sklearn.model_selection import GroupKFold, KFold, StratifiedKFold, train_te
 
 from mlbatch.errors import BadInput
 from mlbatch.spec import SplitSpec
+from mlbatch.spec.features import AUTO_FOLDS, AUTO_FOLDS_MAX_ROWS
 
 STRATA_BINS = 10  # target quantile bins that stratify a regression split
 
@@ -65,8 +67,9 @@ def split_rows(table: pd.DataFrame, labels: np.ndarray, task: str, spec: SplitSp
         rest, test = _group_cut(rows, groups, 1 - spec.test, spec.seed)
     else:
         rest, test = _random_cut(rows, round(spec.test * len(rows)), spec.seed, strata)
-    if spec.folds:
-        folds = _folds(rest, spec, table, strata)
+    k = _fold_count(spec, labels[rest], task, rule)
+    if k:
+        folds = _folds(rest, k, spec, table, strata)
         last = folds[-1]
         return Split({"train": last["train"], "valid": last["valid"], "test": np.sort(test)},
                      rule, folds)  # fmt: skip
@@ -122,8 +125,34 @@ def _group_cut(rows: np.ndarray, groups: np.ndarray, share: float, seed: int):
     return rows[first[inverse]], rows[~first[inverse]]
 
 
-def _folds(rest: np.ndarray, spec: SplitSpec, table: pd.DataFrame, strata) -> list[dict]:
-    k = spec.folds
+def _fold_count(spec: SplitSpec, labels: np.ndarray, task: str, rule: dict) -> int | None:
+    """The folds to make: the spec's k, or for `auto` AUTO_FOLDS on a small random split
+    (recorded in the rule with the reason, as `folds` and `folds_chosen`)."""
+    if spec.folds != "auto":
+        return spec.folds
+    rule.pop("folds")
+    if spec.strategy != "random" or _fractions(spec) != _fractions(SplitSpec()):
+        return None  # a time or group split, or fractions of the spec's own, are its design
+    if len(labels) > AUTO_FOLDS_MAX_ROWS:
+        return None
+    smallest = np.unique(labels, return_counts=True)[1].min() if task != "regression" else None
+    if smallest is not None and smallest < 2 * AUTO_FOLDS:
+        rule["folds_chosen"] = (f"none: a class has {smallest} rows outside test, too few for "
+                                f"{AUTO_FOLDS} folds")  # fmt: skip
+        return None
+    rule["folds"] = AUTO_FOLDS
+    rule["folds_chosen"] = (
+        f"auto: {len(labels):,} rows outside test (at most "
+        f"{AUTO_FOLDS_MAX_ROWS:,}): one validation split is too noisy"
+    )
+    return AUTO_FOLDS
+
+
+def _fractions(spec: SplitSpec) -> tuple[float, float]:
+    return spec.train, spec.valid
+
+
+def _folds(rest: np.ndarray, k: int, spec: SplitSpec, table: pd.DataFrame, strata) -> list[dict]:
     if spec.strategy == "time":
         when = _times(table[spec.time_column], spec.time_column)[rest]
         # Expanding windows: fold i trains on blocks 0..i and validates on block i + 1.

@@ -31,15 +31,55 @@ def assert_partition(split) -> None:
         assert (np.diff(rows) > 0).all()  # sorted row positions
 
 
-def test_default_is_70_20_10_stratified():
+def test_without_folds_the_split_is_70_20_10_stratified():
     data, labels = table()
-    split = split_rows(data, labels, "binary", SplitSpec())
+    split = split_rows(data, labels, "binary", SplitSpec(folds=None))
     assert_partition(split)
     sizes = {name: len(rows) for name, rows in split.rows.items()}
     assert sizes == {"train": 1400, "valid": 400, "test": 200}
     for rows in split.rows.values():
         assert labels[rows].mean() == pytest.approx(0.2, abs=0.01)
     assert split.rule["strategy"] == "random" and split.rule["stratify"] is True
+    assert not split.folds and "folds" not in split.rule
+
+
+def test_by_default_a_small_table_is_cross_validated_in_five_stratified_folds():
+    data, labels = table()
+    split = split_rows(data, labels, "binary", SplitSpec())
+    assert_partition(split)
+    assert len(split.folds) == 5 and split.rule["folds"] == 5
+    assert split.rule["folds_chosen"].startswith("auto: 1,800 rows outside test")
+    assert len(split.rows["test"]) == 200 and len(split.rows["valid"]) == 360
+    for fold in split.folds:
+        assert labels[fold["valid"]].mean() == pytest.approx(0.2, abs=0.02)
+
+
+def test_by_default_a_large_table_keeps_one_validation_split():
+    rows = 11_200  # 10,080 outside test: more than AUTO_FOLDS_MAX_ROWS
+    data = pd.DataFrame({"x": np.arange(rows)})
+    labels = np.arange(rows) % 5 == 0
+    split = split_rows(data, labels.astype("int64"), "binary", SplitSpec())
+    assert not split.folds and "folds" not in split.rule and "folds_chosen" not in split.rule
+    assert len(split.rows["valid"]) == 2240
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [{"strategy": "group", "group_column": "who"}, {"strategy": "time", "time_column": "when"}],
+)
+def test_by_default_time_and_group_splits_have_no_folds(extra):
+    data, labels = table()
+    split = split_rows(data, labels, "binary", SplitSpec(**extra))
+    assert not split.folds and "folds" not in split.rule
+
+
+def test_by_default_a_class_too_rare_for_five_folds_keeps_one_validation_split():
+    data, labels = table()
+    labels = labels.copy()
+    labels[np.flatnonzero(labels == 0)[:8]] = 2  # 7 or 8 rows of class 2 outside test
+    split = split_rows(data, labels, "multiclass", SplitSpec())
+    assert not split.folds and "folds" not in split.rule
+    assert "too few for 5 folds" in split.rule["folds_chosen"]
 
 
 def test_the_seed_decides_the_split():
@@ -60,7 +100,7 @@ def test_regression_is_stratified_by_target_quantiles():
     assert max(medians) - min(medians) < 0.1
 
 
-def test_unstratified_random_split():
+def test_unstratified_random_split_with_its_own_fractions_has_no_automatic_folds():
     data, labels = table()
     split = split_rows(data, labels, "binary", SplitSpec(stratify=False, train=0.5, valid=0.3,
                                                          test=0.2))  # fmt: skip
@@ -147,7 +187,8 @@ def test_group_split_needs_two_groups():
         ({"train": 0.6}, "add up to 1"),
         ({"strategy": "time"}, "needs time_column"),
         ({"strategy": "group"}, "needs group_column"),
-        ({"folds": 1}, "greater than or equal to 2"),
+        ({"folds": 1}, "folds must be 2 to 20, auto or null, not 1"),
+        ({"folds": 21}, "folds must be 2 to 20"),
     ],
 )
 def test_inconsistent_split_specs_are_refused(fields, message):
