@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import GroupKFold, KFold, StratifiedKFold, train_test_split
+from sklearn.model_selection import GroupKFold, KFold, StratifiedKFold
 
 from mlbatch.errors import BadInput
 from mlbatch.spec import SplitSpec
@@ -86,19 +86,47 @@ def split_rows(table: pd.DataFrame, labels: np.ndarray, task: str, spec: SplitSp
 
 
 def _random_cut(rows: np.ndarray, taken: int, seed: int, strata: np.ndarray | None):
-    """(kept, taken): `taken` rows drawn at random, keeping the strata's shares."""
-    if strata is not None:
-        values, counts = np.unique(strata, return_counts=True)
-        if counts.min() < 2:
-            raise BadInput(
-                f"class {values[counts.argmin()].item()!r} has {counts.min()} row: too few to "
-                "stratify the split; set features.split.stratify: false or drop the class in etl"
-            )
-    try:
-        kept, taken = train_test_split(rows, test_size=taken, random_state=seed, stratify=strata)
-    except ValueError as error:  # too few rows for the fractions
-        raise BadInput(f"cannot split {len(rows)} rows: {error}") from None
-    return kept, taken
+    """(kept, taken): `taken` rows drawn at random, keeping the strata's shares.
+
+    One seeded permutation, then each stratum's first rows in it up to its quota (its
+    share of `taken`, remainders to the largest fractions): linear in the rows, where
+    scikit-learn's stratified shuffle sorted them (16 s of explore's 37 at 10M rows).
+    """
+    shuffle = np.random.default_rng(seed).permutation(len(rows))
+    drawn = np.zeros(len(rows), bool)  # in rows' order, so both parts keep that order
+    if strata is None:
+        if not 0 < taken < len(rows):
+            raise BadInput(f"cannot split {len(rows)} rows: {taken} of them would be drawn")
+        drawn[shuffle[:taken]] = True
+        return rows[~drawn], rows[drawn]
+    low = int(strata.min())
+    counts = np.bincount(strata - low)
+    present = np.flatnonzero(counts)
+    if counts[present].min() < 2:
+        rare = present[counts[present].argmin()]
+        raise BadInput(
+            f"class {int(rare) + low!r} has {counts[rare]} row: too few to stratify the split; "
+            "set features.split.stratify: false or drop the class in etl"
+        )
+    if not len(present) <= taken <= len(rows) - len(present):
+        raise BadInput(f"cannot split {len(rows)} rows: {taken} drawn and {len(rows) - taken} "
+                       f"kept cannot each hold every one of {len(present)} classes")  # fmt: skip
+    quotas = _quotas(counts, taken)
+    stratum = strata[shuffle] - low  # strata[i] is rows[i]'s
+    for value in present:
+        drawn[shuffle[np.flatnonzero(stratum == value)[: quotas[value]]]] = True
+    return rows[~drawn], rows[drawn]
+
+
+def _quotas(counts: np.ndarray, taken: int) -> np.ndarray:
+    """Each stratum's share of `taken` rows, whole: floors, then one more for the largest
+    remainders (ties to the lower stratum)."""
+    exact = counts * (taken / counts.sum())
+    quotas = np.floor(exact).astype(np.int64)
+    short = taken - int(quotas.sum())
+    if short:
+        quotas[np.argsort(-(exact - quotas), kind="stable")[:short]] += 1
+    return np.minimum(quotas, counts)
 
 
 def _time_cut(rows: np.ndarray, when: np.ndarray, share: float):
@@ -176,7 +204,8 @@ def _folds(rest: np.ndarray, k: int, spec: SplitSpec, table: pd.DataFrame, strat
 def _strata(labels: np.ndarray, task: str) -> np.ndarray:
     if task != "regression":
         return labels
-    ranks = pd.Series(labels).rank(method="first").to_numpy()
+    ranks = np.empty(len(labels))  # 1..n, ties in row order (a stable sort: one pass)
+    ranks[np.argsort(labels, kind="stable")] = np.arange(1, len(labels) + 1)
     return np.ceil(ranks / len(ranks) * STRATA_BINS).astype("int64")
 
 
