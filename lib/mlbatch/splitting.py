@@ -26,6 +26,7 @@ from mlbatch.spec import SplitSpec
 from mlbatch.spec.features import AUTO_FOLDS, AUTO_FOLDS_MAX_ROWS
 
 STRATA_BINS = 10  # target quantile bins that stratify a regression split
+MAX_STRATA_SCANS = 32  # strata drawn by one pass over the rows each; more by one sort
 
 
 @dataclass
@@ -113,8 +114,14 @@ def _random_cut(rows: np.ndarray, taken: int, seed: int, strata: np.ndarray | No
                        f"kept cannot each hold every one of {len(present)} classes")  # fmt: skip
     quotas = _quotas(counts, taken)
     stratum = strata[shuffle] - low  # strata[i] is rows[i]'s
-    for value in present:
-        drawn[shuffle[np.flatnonzero(stratum == value)[: quotas[value]]]] = True
+    if len(present) <= MAX_STRATA_SCANS:  # a pass per stratum: cheaper than a sort
+        for value in present:
+            drawn[shuffle[np.flatnonzero(stratum == value)[: quotas[value]]]] = True
+    else:  # each row's rank within its stratum, in shuffled order, from one stable sort
+        order = np.argsort(stratum, kind="stable")
+        starts = np.cumsum(counts) - counts
+        rank = np.arange(len(order)) - starts[stratum[order]]
+        drawn[shuffle[order[rank < quotas[stratum[order]]]]] = True
     return rows[~drawn], rows[drawn]
 
 

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from mlbatch import splitting
 from mlbatch.errors import BadInput
 from mlbatch.spec import SplitSpec
 from mlbatch.splitting import split_rows
@@ -41,6 +42,15 @@ def test_without_folds_the_split_is_70_20_10_stratified():
         assert labels[rows].mean() == pytest.approx(0.2, abs=0.01)
     assert split.rule["strategy"] == "random" and split.rule["stratify"] is True
     assert not split.folds and "folds" not in split.rule
+
+
+def test_a_stratified_cut_gives_each_class_its_share_to_the_row():
+    data = pd.DataFrame({"x": np.arange(ROWS)})
+    labels = np.repeat([0, 1, 2], [1000, 700, 300])[np.random.default_rng(1).permutation(ROWS)]
+    split = split_rows(data, labels, "multiclass", SplitSpec(folds=None))
+    assert_partition(split)
+    shares = {name: np.bincount(labels[rows]).tolist() for name, rows in split.rows.items()}
+    assert shares == {"train": [700, 490, 210], "valid": [200, 140, 60], "test": [100, 70, 30]}
 
 
 def test_by_default_a_small_table_is_cross_validated_in_five_stratified_folds():
@@ -194,3 +204,12 @@ def test_group_split_needs_two_groups():
 def test_inconsistent_split_specs_are_refused(fields, message):
     with pytest.raises(ValueError, match=message):
         SplitSpec.model_validate(fields)
+
+
+def test_many_classes_are_drawn_by_a_sort_exactly_as_few_are_by_scans(monkeypatch):
+    data = pd.DataFrame({"x": np.arange(ROWS)})
+    labels = np.random.default_rng(2).integers(0, 40, ROWS)
+    scanned = split_rows(data, labels, "multiclass", SplitSpec(folds=None))
+    monkeypatch.setattr(splitting, "MAX_STRATA_SCANS", 1)
+    sorted_ = split_rows(data, labels, "multiclass", SplitSpec(folds=None))
+    assert all((scanned.rows[n] == sorted_.rows[n]).all() for n in scanned.rows)
