@@ -8,8 +8,8 @@ on every row.
 - time: train on the past, test on the future; rows with the same time stay together.
 - group: no value of the group column in two splits.
 - folds: k-fold CV on the rows outside test, by the same strategy (time: expanding
-  windows); the last fold is also the train/valid split. By default (`auto`), a random
-  split of a small table gets 5 folds.
+  windows); the last fold is also the train/valid split. `auto`: 5 folds for a random
+  split of a small table.
 Every split is a pure function of the data and the spec, and the rule is recorded.
 """
 

@@ -32,9 +32,9 @@ def assert_partition(split) -> None:
         assert (np.diff(rows) > 0).all()  # sorted row positions
 
 
-def test_without_folds_the_split_is_70_20_10_stratified():
+def test_by_default_the_split_is_70_20_10_stratified():
     data, labels = table()
-    split = split_rows(data, labels, "binary", SplitSpec(folds=None))
+    split = split_rows(data, labels, "binary", SplitSpec())
     assert_partition(split)
     sizes = {name: len(rows) for name, rows in split.rows.items()}
     assert sizes == {"train": 1400, "valid": 400, "test": 200}
@@ -53,9 +53,9 @@ def test_a_stratified_cut_gives_each_class_its_share_to_the_row():
     assert shares == {"train": [700, 490, 210], "valid": [200, 140, 60], "test": [100, 70, 30]}
 
 
-def test_by_default_a_small_table_is_cross_validated_in_five_stratified_folds():
+def test_auto_folds_cross_validate_a_small_table_in_five_stratified_folds():
     data, labels = table()
-    split = split_rows(data, labels, "binary", SplitSpec())
+    split = split_rows(data, labels, "binary", SplitSpec(folds="auto"))
     assert_partition(split)
     assert len(split.folds) == 5 and split.rule["folds"] == 5
     assert split.rule["folds_chosen"].startswith("auto: 1,800 rows outside test")
@@ -64,11 +64,11 @@ def test_by_default_a_small_table_is_cross_validated_in_five_stratified_folds():
         assert labels[fold["valid"]].mean() == pytest.approx(0.2, abs=0.02)
 
 
-def test_by_default_a_large_table_keeps_one_validation_split():
+def test_auto_folds_leave_a_large_table_one_validation_split():
     rows = 11_200  # 10,080 outside test: more than AUTO_FOLDS_MAX_ROWS
     data = pd.DataFrame({"x": np.arange(rows)})
     labels = np.arange(rows) % 5 == 0
-    split = split_rows(data, labels.astype("int64"), "binary", SplitSpec())
+    split = split_rows(data, labels.astype("int64"), "binary", SplitSpec(folds="auto"))
     assert not split.folds and "folds" not in split.rule and "folds_chosen" not in split.rule
     assert len(split.rows["valid"]) == 2240
 
@@ -77,17 +77,17 @@ def test_by_default_a_large_table_keeps_one_validation_split():
     "extra",
     [{"strategy": "group", "group_column": "who"}, {"strategy": "time", "time_column": "when"}],
 )
-def test_by_default_time_and_group_splits_have_no_folds(extra):
+def test_auto_folds_leave_time_and_group_splits_without_folds(extra):
     data, labels = table()
-    split = split_rows(data, labels, "binary", SplitSpec(**extra))
+    split = split_rows(data, labels, "binary", SplitSpec(folds="auto", **extra))
     assert not split.folds and "folds" not in split.rule
 
 
-def test_by_default_a_class_too_rare_for_five_folds_keeps_one_validation_split():
+def test_auto_folds_leave_a_class_too_rare_for_five_folds_one_validation_split():
     data, labels = table()
     labels = labels.copy()
     labels[np.flatnonzero(labels == 0)[:8]] = 2  # 7 or 8 rows of class 2 outside test
-    split = split_rows(data, labels, "multiclass", SplitSpec())
+    split = split_rows(data, labels, "multiclass", SplitSpec(folds="auto"))
     assert not split.folds and "folds" not in split.rule
     assert "too few for 5 folds" in split.rule["folds_chosen"]
 
@@ -113,7 +113,7 @@ def test_regression_is_stratified_by_target_quantiles():
 def test_unstratified_random_split_with_its_own_fractions_has_no_automatic_folds():
     data, labels = table()
     split = split_rows(data, labels, "binary", SplitSpec(stratify=False, train=0.5, valid=0.3,
-                                                         test=0.2))  # fmt: skip
+                                                         test=0.2, folds="auto"))  # fmt: skip
     assert_partition(split)
     assert [len(r) for r in split.rows.values()] == [1000, 600, 400]
 

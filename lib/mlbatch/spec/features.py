@@ -12,10 +12,9 @@ from pydantic import Field, model_validator
 
 from mlbatch.spec.base import Model
 
-# features.split.folds: auto: small tables are cross-validated. On 11 public tables of
-# 1,500-10,000 rows (docs/train.md's benchmark), 5-fold CV chose better models than one
-# 70/20 split on 9; a split of 20% of 5,000 rows scores a trial with a standard error of
-# about 0.03 AUC, so the search's best trial is the luckiest, not the best.
+# features.split.folds: auto (opt-in): 5-fold CV for a small random split. Not the
+# default: at a 60 s budget on 2 CPUs, one 70/20 split scored better than 5-fold CV on
+# most of 11 small benchmark tables (docs/train.md), CV leaving a fifth of the trials.
 AUTO_FOLDS = 5
 AUTO_FOLDS_MAX_ROWS = 10_000
 
@@ -40,12 +39,12 @@ class SplitSpec(Model):
     time_column: str | None = Field(default=None, description="strategy time: the clock")
     group_column: str | None = Field(default=None, description="strategy group: the groups")
     folds: Literal["auto"] | int | None = Field(
-        default="auto",
+        default=None,
         description="k-fold CV on the rows outside test (written to folds/); the last fold "
         "is also splits/valid, and train/valid fractions are then not used. auto: "
         f"{AUTO_FOLDS} folds for a random split with the default fractions and at most "
         f"{AUTO_FOLDS_MAX_ROWS:,} rows outside test (one validation split that small is too "
-        "noisy to choose a model on), none otherwise; null: none",
+        "noisy to choose a model on), none otherwise",
     )  # fmt: skip
 
     @model_validator(mode="after")
