@@ -68,7 +68,7 @@ def split_rows(table: pd.DataFrame, labels: np.ndarray, task: str, spec: SplitSp
         rest, test = _group_cut(rows, groups, 1 - spec.test, spec.seed)
     else:
         rest, test = _random_cut(rows, round(spec.test * len(rows)), spec.seed, strata)
-    k = _fold_count(spec, labels[rest], task, rule)
+    k = _fold_count(spec, labels, rest, task, rule)
     if k:
         folds = _folds(rest, k, spec, table, strata)
         last = folds[-1]
@@ -160,31 +160,33 @@ def _group_cut(rows: np.ndarray, groups: np.ndarray, share: float, seed: int):
     return rows[first[inverse]], rows[~first[inverse]]
 
 
-def _fold_count(spec: SplitSpec, labels: np.ndarray, task: str, rule: dict) -> int | None:
+def _fold_count(
+    spec: SplitSpec, labels: np.ndarray, rest: np.ndarray, task: str, rule: dict
+) -> int | None:
     """The folds to make: the spec's k, or for `auto` AUTO_FOLDS on a small random split
     (recorded in the rule with the reason, as `folds` and `folds_chosen`)."""
     if spec.folds != "auto":
         return spec.folds
     rule.pop("folds")
-    if spec.strategy != "random" or _fractions(spec) != _fractions(SplitSpec()):
+    defaults = SplitSpec.model_fields
+    if spec.strategy != "random" or (spec.train, spec.valid) != (
+        defaults["train"].default,
+        defaults["valid"].default,
+    ):
         return None  # a time or group split, or fractions of the spec's own, are its design
-    if len(labels) > AUTO_FOLDS_MAX_ROWS:
+    if len(rest) > AUTO_FOLDS_MAX_ROWS:
         return None
-    smallest = np.unique(labels, return_counts=True)[1].min() if task != "regression" else None
-    if smallest is not None and smallest < 2 * AUTO_FOLDS:
+    smallest = np.unique(labels[rest], return_counts=True)[1].min()  # classes only
+    if task != "regression" and smallest < 2 * AUTO_FOLDS:
         rule["folds_chosen"] = (f"none: a class has {smallest} rows outside test, too few for "
                                 f"{AUTO_FOLDS} folds")  # fmt: skip
         return None
     rule["folds"] = AUTO_FOLDS
     rule["folds_chosen"] = (
-        f"auto: {len(labels):,} rows outside test (at most "
+        f"auto: {len(rest):,} rows outside test (at most "
         f"{AUTO_FOLDS_MAX_ROWS:,}): one validation split is too noisy"
     )
     return AUTO_FOLDS
-
-
-def _fractions(spec: SplitSpec) -> tuple[float, float]:
-    return spec.train, spec.valid
 
 
 def _folds(rest: np.ndarray, k: int, spec: SplitSpec, table: pd.DataFrame, strata) -> list[dict]:
