@@ -16,8 +16,7 @@ import pandas as pd
 
 from mlbatch.errors import BadInput
 from mlbatch.input_values import EXAMPLES, unreadable_numbers
-
-ENCODED_BRANCHES = ("codes", "target")  # the encoders that learned a vocabulary (hashing did not)
+from mlbatch.preprocessing import LEARNED_VOCABULARY
 
 
 def review_inputs(transformer: Any, rows: pd.DataFrame, *, on_unparseable: str, where: str) -> dict:
@@ -66,10 +65,14 @@ def check_inputs(transformer: Any, rows: pd.DataFrame) -> dict:
 
 def fitted_vocabularies(transformer: Any) -> dict[str, list]:
     """Categorical input (or cross) -> the categories its encoder learned in training."""
+    learned = transformer.named_steps.get("vocabulary")
+    if learned is not None:
+        return {column: list(v) for column, v in learned.vocabularies_.items()}
+    # Transformers saved before the vocabulary step: the encoders learned the strings.
     columns = transformer.named_steps.get("columns")
     vocabularies = {}
     for branch, fitted, names in getattr(columns, "transformers_", []):
-        if branch not in ENCODED_BRANCHES or not len(names):
+        if branch not in LEARNED_VOCABULARY or not len(names):
             continue
         for name, categories in zip(names, fitted.categories_, strict=True):
             vocabularies[name] = [c for c in categories if not _missing(c)]

@@ -13,6 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
 
 from mlbatch import preprocessing
 from mlbatch.errors import BadInput
@@ -170,6 +171,19 @@ def test_unparseable_numbers_and_unseen_categories_are_counted(scored):
         "rows": 10, "unparseable": {}, "unseen": {"color": {"count": 0, "share": 0.0,
                                                             "examples": []}},
     }  # fmt: skip
+
+
+def test_a_transformer_saved_before_the_vocabulary_step_counts_unseen_categories_too():
+    rng = np.random.default_rng(4)
+    table = pd.DataFrame({"size": rng.normal(10, 2, ROWS), "color": rng.choice(["r", "g"], ROWS)})
+    labels = (table["size"] > 10).astype("int64").to_numpy()
+    plan, _ = choose(table.iloc[:1000], {"size": "numeric", "color": "categorical"},
+                     FeaturesSpec(), task="binary", seed=0)  # fmt: skip
+    steps = preprocessing.build_transformer(plan).steps
+    older = Pipeline([s for s in steps if s[0] != "vocabulary"]).fit(table, labels)
+    batch = table.iloc[:4].copy()
+    batch.loc[batch.index[:1], "color"] = "purple"
+    assert check_inputs(older, batch)["unseen"]["color"]["examples"] == ["purple"]
 
 
 def test_unparseable_numbers_warn_by_default_and_fail_on_request(scored, capsys):

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 import skops.io as sio
 from sklearn.base import BaseEstimator
+from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 
 from mlbatch import preprocessing
@@ -252,3 +253,48 @@ def test_date_parts_are_local_to_the_column_time_zone():
         rows = step.fit(rows).transform(rows)
     assert rows["t_hour"].iloc[0] == 5  # departure at 5 in New York, not UTC's 10
     assert rows["t_elapsed_days"].iloc[24] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("task", ["binary", "multiclass", "regression"])
+def test_sorted_vocabulary_changes_no_code_and_no_encoding(task):
+    """The encoders see vocabulary positions instead of strings: every code (rare ones
+    grouped, missing and unseen -1) and every target encoding (cross-fitted in training,
+    the training mean for unseen values) is what the strings got."""
+    spec = FeaturesSpec(crosses=[["low", "levels"]], max_categories=20, hash_above=1000)
+    table, labels = raw(seed=3)
+    if task != "binary":
+        labels = labels * 2 + (np.arange(len(labels)) % 2) if task == "multiclass" else (
+            labels + np.random.default_rng(2).normal(size=len(labels))
+        )  # fmt: skip
+    plan, _ = choose(table.iloc[:2000], KINDS, spec, task=task, seed=0)
+    assert {plan.encoding[c] for c in ("low", "high", "very_high")} >= {"codes", "target"}
+    later = table.iloc[2000:].copy()
+    later.loc[later.index[:50], "high"] = "never seen"
+    later.loc[later.index[50:60], "low"] = None
+    with_vocabulary = preprocessing.build_transformer(plan)
+    strings = Pipeline(
+        [s for s in preprocessing.build_transformer(plan).steps if s[0] != "vocabulary"]
+    )
+    assert len(strings.steps) == len(with_vocabulary.steps) - 1
+    fitted = with_vocabulary.fit_transform(table.iloc[:2000], labels[:2000])
+    expected = strings.fit_transform(table.iloc[:2000], labels[:2000])
+    pd.testing.assert_frame_equal(fitted, expected)
+    pd.testing.assert_frame_equal(with_vocabulary.transform(later), strings.transform(later))
+    assert (with_vocabulary.transform(later)["low"].iloc[50:60] == preprocessing.UNKNOWN_CODE).all()
+
+
+def test_median_imputer_fills_what_simple_imputer_fills():
+    rng = np.random.default_rng(4)
+    frame = pd.DataFrame({
+        "some_missing": rng.normal(size=1000), "even_count": rng.lognormal(size=1000),
+        "odd_count": rng.lognormal(size=1000), "empty": np.full(1000, np.nan),
+        "whole": rng.integers(0, 5, 1000).astype("float64"),
+    })  # fmt: skip
+    frame.loc[rng.random(1000) < 0.2, ["some_missing", "whole"]] = np.nan
+    frame.loc[frame.index[:1], "odd_count"] = np.nan  # 999 present: the middle one
+    later = frame.sample(frac=1.0, random_state=1)
+    ours = preprocessing.MedianImputer().fit(frame)
+    sklearn = SimpleImputer(strategy="median", keep_empty_features=True).fit(frame)
+    np.testing.assert_array_equal(ours.statistics_, sklearn.statistics_)
+    np.testing.assert_array_equal(ours.transform(later).to_numpy(), sklearn.transform(later))
+    assert list(ours.get_feature_names_out()) == list(frame.columns)
