@@ -62,51 +62,93 @@ class ColumnTally:
         return self.sketch is not None
 
     def add(self, column: pa.Array | pa.ChunkedArray) -> None:
-        column = clean(column)
+        if self.kind == "string" and pa.types.is_dictionary(column.type):
+            chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
+            for chunk in chunks:
+                self._add_codes(chunk)
+            return
+        self._add_values(clean(column))
+
+    def _add_codes(self, column: pa.DictionaryArray) -> None:
+        """Text read dictionary-encoded (reading.py) counted on its codes, by np.bincount:
+        the text of a row is never decoded nor hashed. Counts merge by value, so batches
+        may bring dictionaries of their own."""
+        if column.dictionary.null_count:  # a code may mean "missing": decoded instead
+            self._add_values(clean(column))
+            return
+        self.rows += len(column)
+        self.missing += column.null_count
+        codes = (column.indices.drop_null() if column.null_count else column.indices).to_numpy()
+        if not len(codes):
+            return
+        self.present += len(codes)
+        counts = np.bincount(codes, minlength=len(column.dictionary))
+        seen = np.flatnonzero(counts)
+        values = column.dictionary.take(seen)
+        counted = pa.table({"values": values, "counts": pa.array(counts[seen].astype(np.int64))})
+        self._count(values, counted)
+
+    def _add_values(self, column: pa.Array | pa.ChunkedArray) -> None:
         self.rows += len(column)
         self.missing += column.null_count
         present = pc.drop_null(column) if column.null_count else column
         if not len(present):
             return
         self.present += len(present)
-        low = high = None
-        if self.kind in ("numeric", "datetime"):
-            extremes = pc.min_max(present)
-            low, high = extremes["min"].as_py(), extremes["max"].as_py()
-            self.low = low if self.low is None else min(self.low, low)
-            self.high = high if self.high is None else max(self.high, high)
         binned = None
         if self.kind == "numeric":
-            self._add_numbers(present)
-            if (
-                _binnable(present.type)
-                and self.whole
-                and not self.too_large
-                and high - low < BIN_RANGE
-            ):
-                binned = _bin_counts(present, int(low))
+            binned = self._add_numbers(present)
+        elif self.kind == "datetime":
+            self._extend(*_min_max(present))
         self._count(present, binned)
 
-    def _add_numbers(self, present: pa.Array | pa.ChunkedArray) -> None:
+    def _extend(self, low: Any, high: Any) -> None:
+        self.low = low if self.low is None else min(self.low, low)
+        self.high = high if self.high is None else max(self.high, high)
+
+    def _add_numbers(self, present: pa.Array | pa.ChunkedArray) -> pa.Table | None:
+        """Sum, extremes, wholeness, step and direction of a batch's present numbers; and
+        their value counts when np.bincount can take them (else None)."""
         self.total += pc.sum(present).as_py()  # integers: exact, as Python integers
+        binnable = _binnable(present.type)
+        values = np.asarray(present) if binnable else None
+        if pa.types.is_float32(present.type) or pa.types.is_float64(present.type):
+            # Arrow's min_max of floats costs 20 times numpy's: it minds NaN (clean() left none).
+            low, high = values.min().item(), values.max().item()
+            if low == 0 or high == 0:  # -0.0 or 0.0: whichever Arrow calls the extreme
+                low, high = _min_max(present)
+        else:
+            low, high = _min_max(present)
+        self._extend(low, high)
         if not self.whole or self.too_large:
-            return
+            return None
         # What is still open: whole floats, the step (1 is final), the direction.
-        if self.integer_type and self.step == 1 and not (self.rising or self.falling):
-            return
-        values = present.cast(pa.float64(), safe=False).to_numpy()
-        if not self.integer_type:
-            self.whole = bool(np.all(np.isfinite(values) & (values == np.round(values))))
-            if not self.whole:
-                return
-        if max(abs(self.low), abs(self.high)) >= EXACT_INTEGERS:
-            self.too_large = True
-            return
-        numbers = values.astype(np.int64)
+        settled = self.integer_type and self.step == 1 and not (self.rising or self.falling)
+        if not settled:
+            if values is None:  # decimals
+                values = present.cast(pa.float64(), safe=False).to_numpy()
+            if not self.integer_type:
+                self.whole = bool(np.all(np.isfinite(values) & (values == np.round(values))))
+                if not self.whole:
+                    return None
+            if max(abs(self.low), abs(self.high)) >= EXACT_INTEGERS:
+                self.too_large = True
+                return None
+        counts = None
+        if binnable and high - low < BIN_RANGE:
+            counts = np.bincount(_offsets(values, low))
+        if not settled:
+            self._add_whole(values.astype(np.int64, copy=False), counts, int(low))
+        return None if counts is None else _bin_counts(counts, values, low, high, present.type)
+
+    def _add_whole(self, numbers: np.ndarray, counts: np.ndarray | None, low: int) -> None:
+        """Step and direction of whole numbers below EXACT_INTEGERS; `counts`, when
+        given, is their np.bincount from `low` (the step needs only the values seen)."""
         if self.reference is None:
             self.reference = int(numbers[0])
         if self.step != 1:
-            self.step = math.gcd(self.step, int(np.gcd.reduce(np.abs(numbers - self.reference))))
+            seen = numbers if counts is None else np.flatnonzero(counts) + low
+            self.step = math.gcd(self.step, int(np.gcd.reduce(np.abs(seen - self.reference))))
         if self.rising or self.falling:
             steps = np.diff(numbers if self.last is None else np.r_[self.last, numbers])
             self.rising = self.rising and bool((steps >= 0).all())
@@ -222,16 +264,37 @@ class TableTally:
         }  # fmt: skip
 
 
-def _bin_counts(present: pa.Array | pa.ChunkedArray, low: int) -> pa.Table | None:
-    """value_counts of whole numbers from low to low + BIN_RANGE, by np.bincount; None
-    for floats holding -0.0 (a value of its own to Arrow, as to the exact counts)."""
-    values = np.asarray(present)
-    if pa.types.is_floating(present.type) and np.any((values == 0) & np.signbit(values)):
+def _min_max(present: pa.Array | pa.ChunkedArray) -> tuple[Any, Any]:
+    extremes = pc.min_max(present)
+    return extremes["min"].as_py(), extremes["max"].as_py()
+
+
+def _offsets(values: np.ndarray, low: Any) -> np.ndarray:
+    """values - low, as int64, for whole numbers less than BIN_RANGE apart: 64-bit
+    integers subtract in their own type (uint64 may not fit int64), the rest in int64
+    (narrower integers would wrap)."""
+    if _wide_integers(values):
+        return (values - values.dtype.type(low)).astype(np.int64)
+    return values.astype(np.int64) - int(low)
+
+
+def _bin_counts(
+    counts: np.ndarray, values: np.ndarray, low: Any, high: Any, type_: pa.DataType
+) -> pa.Table | None:
+    """value_counts of whole numbers from their np.bincount from `low`; None for floats
+    holding -0.0 (a value of its own to Arrow, as to the exact counts)."""
+    if pa.types.is_floating(type_) and low <= 0 <= high and np.any(np.signbit(values[values == 0])):
         return None
-    counts = np.bincount((values - low).astype(np.int64))
     seen = np.flatnonzero(counts)
-    numbers = pa.array(seen + low).cast(present.type)
+    if _wide_integers(values):  # back to _offsets' type
+        numbers = pa.array(seen.astype(values.dtype) + values.dtype.type(low))
+    else:
+        numbers = pa.array(seen + int(low)).cast(type_)
     return pa.table({"values": numbers, "counts": pa.array(counts[seen].astype(np.int64))})
+
+
+def _wide_integers(values: np.ndarray) -> bool:
+    return values.dtype.kind in "iu" and values.dtype.itemsize == 8
 
 
 def _binnable(type_: pa.DataType) -> bool:

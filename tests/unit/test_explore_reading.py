@@ -141,6 +141,23 @@ def test_facts_are_exact_over_every_row_of_many_row_groups(tmp_path):
         assert facts == column_advice.column_facts(whole.column(name)), name
 
 
+def test_text_stored_as_codes_streams_as_codes_and_the_samples_as_the_table_s_types(tmp_path):
+    """`carrier` is stored as dictionary codes, so read as codes; `ticket` as strings once
+    its dictionary outgrew its page, so read as strings; the facts are exact either way and
+    the samples hold the table's own types."""
+    path = tmp_path / "table.parquet"
+    pq.write_table(pa.Table.from_pandas(table(), preserve_index=False), path,
+                   row_group_size=700, dictionary_pagesize_limit=1024)  # fmt: skip
+    assert reading._coded_text(pq.ParquetFile(path)) == ["carrier"]
+    whole = pq.read_table(path)
+    got = read(path, spec_of(sample_rows=600))
+    assert got.tally.sample.schema.equals(whole.schema)
+    assert got.training_sample.schema.equals(whole.schema)
+    for name in ("carrier", "ticket", "category"):
+        facts = column_advice.tallied_facts(got.tally.columns[name])
+        assert facts == column_advice.column_facts(whole.column(name)), name
+
+
 def test_a_column_rising_in_each_batch_but_not_across_them_is_not_monotonic(tmp_path):
     data = table(rows=2048).assign(counter=np.tile(np.arange(512), 4))
     got = read(parquet(data, tmp_path, row_group_size=512), spec_of(sample_rows=100))
