@@ -190,9 +190,10 @@ class SortedVocabulary(TransformerMixin, BaseEstimator):
         self.columns = columns
 
     def fit(self, X, y=None):
-        # Unicode arrays: saved by skops as plain numpy, and looked up without a Python loop.
+        # Object arrays, never fixed-width unicode: one long category would widen every
+        # entry to its length (10,000 categories and one of 5,000 characters: 200 MB).
         self.vocabularies_ = {
-            column: np.array(sorted(pd.unique(X[column].dropna())), dtype=str)
+            column: np.array(sorted(pd.unique(X[column].dropna())), dtype=object)
             for column in self.columns
         }
         return self

@@ -298,3 +298,14 @@ def test_median_imputer_fills_what_simple_imputer_fills():
     np.testing.assert_array_equal(ours.statistics_, sklearn.statistics_)
     np.testing.assert_array_equal(ours.transform(later).to_numpy(), sklearn.transform(later))
     assert list(ours.get_feature_names_out()) == list(frame.columns)
+
+
+def test_a_long_category_does_not_widen_the_saved_vocabulary(tmp_path):
+    values = pd.DataFrame({"c": [f"category {i}" for i in range(2000)] + ["x" * 5000]})
+    vocabulary = preprocessing.SortedVocabulary(["c"]).fit(values)
+    path = tmp_path / "vocabulary.skops"
+    sio.dump(vocabulary, path)
+    assert path.stat().st_size < 1_000_000  # 2,001 entries of 5,000 characters: 40 MB
+    loaded = sio.load(path, trusted=sio.get_untrusted_types(file=path))
+    position = {value: n for n, value in enumerate(sorted(values["c"]))}
+    assert loaded.transform(values)["c"].tolist() == [position[v] for v in values["c"]]
