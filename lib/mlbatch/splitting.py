@@ -176,11 +176,12 @@ def _fold_count(
         return None  # a time or group split, or fractions of the spec's own, are its design
     if len(rest) > AUTO_FOLDS_MAX_ROWS:
         return None
-    smallest = np.unique(labels[rest], return_counts=True)[1].min()  # classes only
-    if task != "regression" and smallest < 2 * AUTO_FOLDS:
-        rule["folds_chosen"] = (f"none: a class has {smallest} rows outside test, too few for "
-                                f"{AUTO_FOLDS} folds")  # fmt: skip
-        return None
+    if task != "regression":
+        smallest = np.unique(labels[rest], return_counts=True)[1].min()
+        if smallest < 2 * AUTO_FOLDS:
+            rule["folds_chosen"] = (f"none: a class has {smallest} rows outside test, too few "
+                                    f"for {AUTO_FOLDS} folds")  # fmt: skip
+            return None
     rule["folds"] = AUTO_FOLDS
     rule["folds_chosen"] = (
         f"auto: {len(rest):,} rows outside test (at most "
