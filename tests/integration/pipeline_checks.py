@@ -48,7 +48,11 @@ def check_run(storage_uri: str, run_id: str) -> dict:
         manifests[stage] = (manifest, digest)
         assert manifest.stage == stage and manifest.run_id == run_id
         assert manifest.status == "succeeded" and manifest.exit_code == 0
-        assert manifest.code_version == code_version(stage)
+        # A stage records the hash of its code when it runs; a different hash now most
+        # often means the files changed while the test ran (an editor, a helper's work).
+        assert manifest.code_version == code_version(stage), (
+            f"{stage} ran code {manifest.code_version}, the checkout now hashes to "
+            f"{code_version(stage)}: were its files edited during the test?")
         assert manifest.profile.wall_s > 0 and manifest.profile.cpu_s > 0
         assert manifest.profile.peak_rss_mb > 0
         assert manifest.outputs, f"{stage} committed no outputs"

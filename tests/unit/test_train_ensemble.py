@@ -50,6 +50,20 @@ def test_the_portfolio_is_evaluated_first_then_the_searcher_takes_over(family, s
     assert PORTFOLIO[family][0]["learning_rate"] <= 0.1  # a moderate start, not 0.3
 
 
+def test_classification_tries_lightgbm_with_random_thresholds_regression_does_not():
+    # AutoGluon's LightGBMXT beat LightGBM's defaults on every classification table of the
+    # quality benchmark and lost on every regression one (docs/train.md).
+    binary = portfolio("lightgbm", search_space("lightgbm", "binary"))
+    regression_space = search_space("lightgbm", "regression")
+    regression = portfolio("lightgbm", regression_space)
+
+    assert [p["extra_trees"] for p in binary] == [False, True, False, False]
+    assert {k: v for k, v in binary[1].items() if k != "extra_trees"} == pytest.approx(
+        {k: v for k, v in binary[0].items() if k != "extra_trees"})  # the defaults otherwise
+    assert "extra_trees" not in regression_space
+    assert len(regression) == len(PORTFOLIO["lightgbm"]) - 1  # the same point, tried once
+
+
 def test_the_portfolio_stays_within_the_spec_ranges_and_fixed_values():
     spec = TrainSpec(search_spaces={"xgboost": {
         "max_depth": {"type": "int", "low": 2, "high": 5}, "reg_alpha": 0.5,
