@@ -1,0 +1,105 @@
+"""LightGBM's defaults with and without random split thresholds (`extra_trees`) on the
+quality benchmark's tables: the evidence for where the portfolio tries them.
+
+    python bench/quality/probe_extra_trees.py [--datasets caravan,hpc_data] [--seeds 4]
+
+Per table and seed: an inner 80/20 split of train.csv (stratified for classification),
+LightGBM at learning rate 0.05 (the portfolio's first configuration) stopped early on the
+validation loss, refit on all of train.csv with the rounds scaled to the rows, scored on
+test.csv as the benchmark scores (ROC AUC, log loss, RMSE). One thread, so it can run
+beside a benchmark's contender without taking its cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import lightgbm
+import numpy as np
+import pandas as pd
+from sklearn.metrics import log_loss, roc_auc_score
+from sklearn.model_selection import train_test_split
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from datasets import BY_NAME, DATASETS, prepare  # noqa: E402
+from run_quality import WORK  # noqa: E402
+
+CONFIG = {"learning_rate": 0.05, "num_leaves": 31, "min_child_samples": 20,
+          "min_child_weight": 1e-3, "subsample": 1.0, "colsample_bytree": 1.0,
+          "reg_lambda": 1e-3, "reg_alpha": 1e-3, "cat_smooth": 10.0, "bagging_freq": 1,
+          "num_threads": 1, "verbosity": -1}  # fmt: skip
+OBJECTIVES = {"binary": {"objective": "binary", "metric": "binary_logloss"},
+              "multiclass": {"objective": "multiclass", "metric": "multi_logloss"},
+              "regression": {"objective": "regression", "metric": "l2"}}  # fmt: skip
+
+
+def load(folder: Path, meta: dict):
+    """x, y of train.csv and test.csv: text as pandas categories of the training values,
+    class labels as 0..k-1."""
+    train, test = (pd.read_csv(folder / f"{part}.csv") for part in ("train", "test"))
+    target = meta["target"]
+    for column in train.columns.drop(target):
+        if not pd.api.types.is_numeric_dtype(train[column]):
+            kind = pd.CategoricalDtype(sorted(train[column].dropna().unique()))
+            train[column], test[column] = train[column].astype(kind), test[column].astype(kind)
+    y_train, y_test = train.pop(target), test.pop(target)
+    if meta["task"] != "regression":
+        codes = {label: n for n, label in enumerate(sorted(y_train.unique()))}
+        y_train, y_test = y_train.map(codes), y_test.map(codes)
+    return train, y_train, test, y_test
+
+
+def score(task: str, y: pd.Series, predicted: np.ndarray, classes: int) -> float:
+    if task == "binary":
+        return float(roc_auc_score(y, predicted))
+    if task == "multiclass":
+        return float(log_loss(y, predicted, labels=list(range(classes))))
+    return float(np.sqrt(np.mean((y.to_numpy() - predicted) ** 2)))
+
+
+def test_score(name: str, extra_trees: bool, seed: int) -> float:
+    dataset = BY_NAME[name]
+    folder = prepare(dataset, WORK / "data")
+    x, y, x_test, y_test = load(folder, json.loads((folder / "meta.json").read_text()))
+    classes = int(y.nunique()) if dataset.task != "regression" else 0
+    params = {**CONFIG, **OBJECTIVES[dataset.task], "extra_trees": extra_trees, "seed": seed}
+    if dataset.task == "multiclass":
+        params["num_class"] = classes
+    stratify = None if dataset.task == "regression" else y
+    x_fit, x_valid, y_fit, y_valid = train_test_split(x, y, test_size=0.2, random_state=seed,
+                                                      stratify=stratify)  # fmt: skip
+    stopped = lightgbm.train(
+        params, lightgbm.Dataset(x_fit, y_fit), 5000,
+        valid_sets=[lightgbm.Dataset(x_valid, y_valid)],
+        callbacks=[lightgbm.early_stopping(50, verbose=False)],
+    )  # fmt: skip
+    rounds = max(1, round(stopped.best_iteration * len(x) / len(x_fit)))
+    final = lightgbm.train(params, lightgbm.Dataset(x, y), rounds)
+    return score(dataset.task, y_test, final.predict(x_test), classes)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--datasets", default=",".join(d.name for d in DATASETS))
+    parser.add_argument("--seeds", type=int, default=4)
+    args = parser.parse_args()
+    print("| table | metric | defaults | extra_trees | extra_trees better on |")
+    print("|---|---|---:|---:|---:|")
+    for name in args.datasets.split(","):
+        task = BY_NAME[name].task
+        scores = {flag: [test_score(name, flag, seed) for seed in range(args.seeds)]
+                  for flag in (False, True)}  # fmt: skip
+        higher = task == "binary"
+        wins = sum((b > a) == higher for a, b in zip(scores[False], scores[True], strict=True))
+        metric = {"binary": "roc_auc ↑", "multiclass": "log_loss ↓", "regression": "rmse ↓"}
+        print(f"| {name} | {metric[task]} | {np.mean(scores[False]):.4f} | "
+              f"{np.mean(scores[True]):.4f} | {wins} of {args.seeds} |", flush=True)  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
