@@ -13,19 +13,19 @@ beside a benchmark's contender without taking its cores.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
+import tempfile
 from pathlib import Path
 
 import lightgbm
 import numpy as np
 import pandas as pd
-from sklearn.metrics import log_loss, roc_auc_score
 from sklearn.model_selection import train_test_split
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+from common import METRICS, read_table, score, write_predictions  # noqa: E402
 from datasets import BY_NAME, DATASETS, prepare  # noqa: E402
 from run_quality import WORK  # noqa: E402
 
@@ -38,49 +38,43 @@ OBJECTIVES = {"binary": {"objective": "binary", "metric": "binary_logloss"},
               "regression": {"objective": "regression", "metric": "l2"}}  # fmt: skip
 
 
-def load(folder: Path, meta: dict):
-    """x, y of train.csv and test.csv: text as pandas categories of the training values,
-    class labels as 0..k-1."""
-    train, test = (pd.read_csv(folder / f"{part}.csv") for part in ("train", "test"))
-    target = meta["target"]
-    for column in train.columns.drop(target):
-        if not pd.api.types.is_numeric_dtype(train[column]):
-            kind = pd.CategoricalDtype(sorted(train[column].dropna().unique()))
-            train[column], test[column] = train[column].astype(kind), test[column].astype(kind)
-    y_train, y_test = train.pop(target), test.pop(target)
-    if meta["task"] != "regression":
-        codes = {label: n for n, label in enumerate(sorted(y_train.unique()))}
-        y_train, y_test = y_train.map(codes), y_test.map(codes)
-    return train, y_train, test, y_test
-
-
-def score(task: str, y: pd.Series, predicted: np.ndarray, classes: int) -> float:
-    if task == "binary":
-        return float(roc_auc_score(y, predicted))
-    if task == "multiclass":
-        return float(log_loss(y, predicted, labels=list(range(classes))))
-    return float(np.sqrt(np.mean((y.to_numpy() - predicted) ** 2)))
+def load(folder: Path, dataset):
+    """x, y of train.csv and test.csv as every contender reads them (common.read_table),
+    text as pandas categories of the training values."""
+    x, y = read_table(str(folder / "train.csv"), dataset.target, dataset.task)
+    x_test, y_test = read_table(str(folder / "test.csv"), dataset.target, dataset.task)
+    for column in x.columns:
+        if not pd.api.types.is_numeric_dtype(x[column]):
+            kind = pd.CategoricalDtype(sorted(x[column].dropna().unique()))
+            x[column], x_test[column] = x[column].astype(kind), x_test[column].astype(kind)
+    return x, y, x_test, y_test
 
 
 def test_score(name: str, extra_trees: bool, seed: int) -> float:
     dataset = BY_NAME[name]
     folder = prepare(dataset, WORK / "data")
-    x, y, x_test, y_test = load(folder, json.loads((folder / "meta.json").read_text()))
-    classes = int(y.nunique()) if dataset.task != "regression" else 0
+    x, y, x_test, y_test = load(folder, dataset)
+    classes = sorted(y.unique()) if dataset.task != "regression" else []
+    labels = y.map({label: n for n, label in enumerate(classes)}) if classes else y
     params = {**CONFIG, **OBJECTIVES[dataset.task], "extra_trees": extra_trees, "seed": seed}
     if dataset.task == "multiclass":
-        params["num_class"] = classes
-    stratify = None if dataset.task == "regression" else y
-    x_fit, x_valid, y_fit, y_valid = train_test_split(x, y, test_size=0.2, random_state=seed,
-                                                      stratify=stratify)  # fmt: skip
+        params["num_class"] = len(classes)
+    stratify = labels if classes else None
+    x_fit, x_valid, y_fit, y_valid = train_test_split(
+        x, labels, test_size=0.2, random_state=seed, stratify=stratify
+    )
     stopped = lightgbm.train(
         params, lightgbm.Dataset(x_fit, y_fit), 5000,
         valid_sets=[lightgbm.Dataset(x_valid, y_valid)],
         callbacks=[lightgbm.early_stopping(50, verbose=False)],
     )  # fmt: skip
     rounds = max(1, round(stopped.best_iteration * len(x) / len(x_fit)))
-    final = lightgbm.train(params, lightgbm.Dataset(x, y), rounds)
-    return score(dataset.task, y_test, final.predict(x_test), classes)
+    predicted = lightgbm.train(params, lightgbm.Dataset(x, labels), rounds).predict(x_test)
+    with tempfile.TemporaryDirectory() as folder:  # the contenders' format, scored as theirs
+        path = str(Path(folder) / "predictions.csv")
+        write_predictions(path, dataset.task, predicted, classes=classes)
+        scores = score(dataset.task, y_test, pd.read_csv(path))
+    return scores[METRICS[dataset.task]]
 
 
 def main() -> None:

@@ -15,18 +15,19 @@ import math
 
 from ray.tune.search.sample import Categorical, Domain, Float, Integer
 
+# LightGBM's defaults with AutoGluon's learning rate: the strongest single start.
+_LIGHTGBM_DEFAULTS = {"learning_rate": 0.05, "num_leaves": 31, "min_child_samples": 20,
+                      "min_child_weight": 1e-3, "subsample": 1.0, "colsample_bytree": 1.0,
+                      "reg_lambda": 1e-3, "reg_alpha": 1e-3, "cat_smooth": 10.0,
+                      "extra_trees": False}  # fmt: skip
+
 PORTFOLIO: dict[str, list[dict]] = {
     "lightgbm": [
-        # LightGBM's defaults with AutoGluon's learning rate: the strongest single start.
-        {"learning_rate": 0.05, "num_leaves": 31, "min_child_samples": 20,
-         "min_child_weight": 1e-3, "subsample": 1.0, "colsample_bytree": 1.0,
-         "reg_lambda": 1e-3, "reg_alpha": 1e-3, "cat_smooth": 10.0, "extra_trees": False},
+        _LIGHTGBM_DEFAULTS,
         # The same with random split thresholds (AutoGluon's LightGBMXT), for
         # classification: smoother on small, noisy tables. Where the space has no
         # extra_trees (regression) it is the defaults again, and tried once.
-        {"learning_rate": 0.05, "num_leaves": 31, "min_child_samples": 20,
-         "min_child_weight": 1e-3, "subsample": 1.0, "colsample_bytree": 1.0,
-         "reg_lambda": 1e-3, "reg_alpha": 1e-3, "cat_smooth": 10.0, "extra_trees": True},
+        {**_LIGHTGBM_DEFAULTS, "extra_trees": True},
         # AutoGluon's GBMLarge: many leaves, slow learning, most features per tree.
         {"learning_rate": 0.03, "num_leaves": 128, "min_child_samples": 5,
          "min_child_weight": 1e-3, "subsample": 0.9, "colsample_bytree": 0.9,
