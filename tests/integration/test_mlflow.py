@@ -135,7 +135,8 @@ def test_every_trial_is_a_nested_run_with_its_hyperparameters_and_curve(tracked)
         child = nested[f"{trial['family']}/{trial['trial_id']}"]
         config = json.loads(trial["config"])
         assert {k: v for k, v in child.data.params.items() if k != "family"} == {
-            key: str(value) for key, value in config.items()
+            key: value if isinstance(value, str) else json.dumps(value)
+            for key, value in config.items()
         }
         if trial not in finished:
             assert "valid_roc_auc" not in child.data.metrics
