@@ -53,18 +53,25 @@ class FinalModel:
     refit_skipped: str | None = None  # the members not refit, and why
     threshold: dict | None = None  # binary: from the pre-refit validation predictions
     paths: list[Path] = field(default_factory=list)  # per member, the model file to save
+    # the targets of the rows the members' predictions (and the choice) are on
+    targets: np.ndarray = field(default_factory=lambda: np.empty(0))
+    finalists: dict | None = None  # the out-of-fold rescoring's record (finalists.py)
 
     @property
     def is_ensemble(self) -> bool:
         return len(self.members) > 1
 
 
-def fetch_candidates(result: SearchResult, folder: Path, metric: TuningMetric) -> list[Candidate]:
+def fetch_candidates(
+    result: SearchResult, folder: Path, metric: TuningMetric, *, portfolio: bool = False
+) -> list[Candidate]:
     """The ensemble candidates with their validation predictions, best first (the overall
-    best trial first of all, so a tie keeps it)."""
+    best trial first of all, so a tie keeps it); with the portfolio's completed trials too
+    when asked (the finalists, finalists.py)."""
     records = {t["trial_id"]: t for t in result.trials}
     found = []
-    for trial_id, checkpoint in result.candidates.items():
+    checkpoints = result.candidates | (result.portfolio if portfolio else {})
+    for trial_id, checkpoint in checkpoints.items():
         local = Path(checkpoint.to_directory(str(folder / trial_id)))
         if (local / PREDICTIONS_FILE).exists():
             predictions = np.load(local / PREDICTIONS_FILE, allow_pickle=False)
@@ -86,20 +93,20 @@ def validation_targets(data: SearchData, folds: int) -> np.ndarray:
 
 
 def choose(
-    result: SearchResult, data: SearchData, spec: TrainSpec, metric: TuningMetric,
-    candidates: list[Candidate],
+    candidates: list[Candidate], y: np.ndarray, spec: TrainSpec, metric: TuningMetric,
+    num_classes: int,
 ) -> FinalModel:  # fmt: skip
-    """The best trial alone, or the greedy ensemble when it has two members or more (then
-    it beats every single candidate, the best trial included, on the selection rows)."""
+    """The first candidate alone, or the greedy ensemble when it has two members or more
+    (then it beats every single candidate, the first included, on the selection rows).
+    y: the targets of the rows the candidates' predictions are on."""
     best = candidates[0]
-    y = validation_targets(data, len(best.trial.get("cv_scores") or [1]))
     usable = [c for c in candidates if len(c.predictions) == len(y)]
     if not spec.ensemble or len(usable) < 2 or usable[0] is not best:
-        return FinalModel([(1.0, best)])
+        return FinalModel([(1.0, best)], targets=y)
     rows = ensemble.selection_rows(len(y), seed=spec.seed)
     chosen = ensemble.select(
         [c.predictions[rows] for c in usable],
-        lambda p: metric.score(y[rows], p, data.main.num_classes),
+        lambda p: metric.score(y[rows], p, num_classes),
         higher_is_better=metric.mode == "max",
     )  # fmt: skip
     record = {
@@ -108,25 +115,26 @@ def choose(
         "kept": len(chosen.members) > 1,
     }  # fmt: skip
     if len(chosen.members) < 2:
-        return FinalModel([(1.0, best)], selection=record)
+        return FinalModel([(1.0, best)], selection=record, targets=y)
     members = [(float(chosen.weights[i]), usable[i]) for i in chosen.members]
     members.sort(key=lambda m: -m[0])
-    return FinalModel(members, selection=record)
+    return FinalModel(members, selection=record, targets=y)
 
 
-def blended_valid(final: FinalModel, rows: int) -> np.ndarray:
-    """The final model's pre-refit predictions on the main validation split (its first rows)."""
-    return ensemble.blend([c.predictions[:rows] for _, c in final.members],
-                          [w for w, _ in final.members])  # fmt: skip
-
-
-def best_f1_threshold(y: np.ndarray, scores: np.ndarray) -> dict | None:
-    """The probability threshold with the highest F1, the rule evaluate uses by default."""
-    best = best_f1(y, scores)
+def best_f1_threshold(final: FinalModel) -> dict | None:
+    """The probability threshold with the highest F1 (the rule evaluate uses by default) on
+    the rows the final model was chosen on, before the refit; None when a member has no
+    predictions there."""
+    if any(len(c.predictions) != len(final.targets) for _, c in final.members):
+        return None
+    scores = ensemble.blend([c.predictions for _, c in final.members],
+                            [w for w, _ in final.members])  # fmt: skip
+    best = best_f1(final.targets, scores)
     if best is None:
         return None
     return {"value": best[0], "valid_f1": best[1],
-            "rule": "best F1 on the validation split, before the refit"}  # fmt: skip
+            "rule": "best F1 on the validation rows the model was chosen on (out of fold "
+                    "with CV), before the refit"}  # fmt: skip
 
 
 def refit_members(

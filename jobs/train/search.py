@@ -79,6 +79,8 @@ class SearchResult:
     # trial_id -> saved model, for each family's TOP_TRIALS best trials scored on the same
     # folds as the best one (the ensemble's candidates)
     candidates: dict[str, tune.Checkpoint] = field(default_factory=dict)
+    # trial_id -> saved model, for each family's completed portfolio trials (finalists.py)
+    portfolio: dict[str, tune.Checkpoint] = field(default_factory=dict)
     # family -> seconds from its Tuner's start to its first trial's (not charged to budget)
     startup_s: dict[str, float] = field(default_factory=dict)
 
@@ -146,18 +148,20 @@ def search(
         print(f"[train] {family}: {startup[family]:.1f}s to start its first trial (not charged "
               f"to the budget); {spent:.0f}s of the {budget_s:.0f}s budget used")  # fmt: skip
         results[family] = grid
-        own = [trial_record(family, result, metric.name) for result in grid]
+        points = portfolio_points(family, data, spec)
+        own = [trial_record(family, result, metric.name, points) for result in grid]
         trials += own
         done = sort_best_first([t for t in own if t["status"] == "ok"], metric.name, metric.mode)
         if done and (best is None or metric.better(done[0][metric.name], best[0])):
             best = (done[0][metric.name], family)
     leaderboard, checkpoints, candidates = rank(results, trials, metric)
+    defaults = portfolio_checkpoints(results, trials)
     if not leaderboard:
         errors = {t.get("error") for t in trials} - {None}
         why = "; ".join(sorted(errors)) or "the time budget ended them all"
         raise RuntimeError(f"no trial completed: {why}")
     return SearchResult(metric, trials, leaderboard, checkpoints, round(time.time() - started, 3),
-                        candidates, startup)  # fmt: skip
+                        candidates, defaults, startup)  # fmt: skip
 
 
 def trial_limit(family: str, spec: TrainSpec) -> int:
@@ -200,7 +204,7 @@ def search_family(
     space = search_space(family, data.main.task, spec.search_spaces.get(family))
     fixed = not samples_anything(space)
     if searcher is None:
-        points = [] if fixed else portfolio(family, space)
+        points = portfolio_points(family, data, spec)
         searcher = OneConfiguration() if fixed else searcher_for(spec, points=points)
     limiter = LaunchUntil(
         searcher,
@@ -231,6 +235,13 @@ def search_family(
         ),
     )  # fmt: skip
     return tuner.fit()
+
+
+def portfolio_points(family: str, data: SearchData, spec: TrainSpec) -> list[dict]:
+    """The portfolio configurations the family's search starts from (none for a space the
+    spec fixed entirely)."""
+    space = search_space(family, data.main.task, spec.search_spaces.get(family))
+    return portfolio(family, space) if samples_anything(space) else []
 
 
 def searcher_for(spec: TrainSpec, points: list[dict] | None = None) -> Searcher:
@@ -320,8 +331,9 @@ class LaunchUntil(ConcurrencyLimiter):
         return config
 
 
-def trial_record(family: str, result, metric: str) -> dict:
-    """A trial as trials.parquet keeps it."""
+def trial_record(family: str, result, metric: str, points: list[dict] = ()) -> dict:
+    """A trial as trials.parquet keeps it; origin: whether its configuration was one of the
+    portfolio's points, or the searcher's."""
     metrics = result.metrics or {}
     if result.error is not None:
         status = "failed"
@@ -332,6 +344,7 @@ def trial_record(family: str, result, metric: str) -> dict:
     record = {
         "family": family, "trial_id": metrics.get("trial_id"), "status": status,
         "config": result.config, metric: metrics.get(metric),
+        "origin": "portfolio" if any(_is_point(result.config, p) for p in points) else "search",
         "seconds": round(metrics.get("time_total_s", 0.0), 3),
         **{key: metrics.get(key) for key in (
             "valid", "cv_scores", ROUNDS, "best_iteration", "fit_s", "rounds_per_s", "allowed_s",
@@ -342,6 +355,25 @@ def trial_record(family: str, result, metric: str) -> dict:
     if result.error is not None:
         record["error"] = f"{type(result.error).__name__}: {result.error}".splitlines()[0]
     return record
+
+
+def _is_point(config: dict | None, point: dict) -> bool:
+    """config is the portfolio point (which names the searched keys only)."""
+    def same(a, b) -> bool:
+        if isinstance(a, bool) or isinstance(b, bool) or not isinstance(a, (int, float)):
+            return a == b
+        return isinstance(b, (int, float)) and math.isclose(a, b, rel_tol=1e-9)
+
+    return bool(config) and all(k in config and same(config[k], v) for k, v in point.items())
+
+
+def portfolio_checkpoints(results: dict, trials: list[dict]) -> dict[str, tune.Checkpoint]:
+    """trial_id -> saved model, for every completed portfolio trial."""
+    wanted = {t["trial_id"] for t in trials if t["origin"] == "portfolio" and t["status"] == "ok"}
+    return {
+        trial_id: r.checkpoint for grid in results.values() for r in grid
+        if (trial_id := (r.metrics or {}).get("trial_id")) in wanted and r.checkpoint is not None
+    }  # fmt: skip
 
 
 def rank(results: dict, trials: list[dict], metric: TuningMetric):

@@ -11,7 +11,13 @@ from pathlib import Path
 from mlbatch import scoring
 from mlbatch.spec import TrainSpec
 from mlbatch.stage import StageContext
-from mlbatch_jobs.train import data_parallel, final_model, resources, target_transform
+from mlbatch_jobs.train import (
+    data_parallel,
+    final_model,
+    finalists,
+    resources,
+    target_transform,
+)
 from mlbatch_jobs.train.data import (
     SearchData,
     TrainingData,
@@ -36,18 +42,22 @@ from mlbatch_jobs.train.tune_storage import tune_storage
 # The refit runs after the search and within the same time budget: the search leaves it
 # this share (what the refit does not use is simply not spent).
 REFIT_SHARE = 0.15
+# ... and, before it, this share to score the finalists on the other CV folds (finalists.py)
+FINALISTS_SHARE = 0.2
 
 
 def run(ctx: StageContext) -> None:
     started = time.time()
     spec = ctx.spec.train
-    data, schema = load_search_data(ctx, use_folds=spec.cv)
+    data, schema = load_search_data(ctx, use_folds=spec.cv != "off")
     main = data.main
     metric = tuning_metric(main.task, spec.metric)
+    folds = {"trials": f" on {len(data.folds) + 1} folds",
+             "finalists": f"; finalists on {len(data.folds)} more folds"}  # fmt: skip
     print(
         f"[train] {main.task}: {len(main.y_train)} train and {len(main.y_valid)} valid rows, "
         f"{len(main.features)} features ({len(main.categorical)} categorical); tuning "
-        f"{metric.name} ({metric.mode})" + (f" on {len(data.folds) + 1} folds" if data.cv else "")
+        f"{metric.name} ({metric.mode})" + (folds[spec.cv] if data.cv else "")
     )
     scale = choose_scale(data.main, spec, metric)
     if scale["transform"]:  # every trial learns log1p(y); scores stay on the original scale
@@ -77,24 +87,39 @@ def run(ctx: StageContext) -> None:
                       "not on features' CV folds")  # fmt: skip
                 data = SearchData(data.main)
         refit = spec.refit_on_train_valid and not parallel
-        search_budget = budget * (1 - REFIT_SHARE) if refit else budget
-        result = search(data, spec, metric, storage=storage, budget_s=max(search_budget, 1.0),
-                        splits=splits)  # fmt: skip
+        rescoring = spec.cv == "finalists" and data.cv
+        searched = SearchData(data.main) if rescoring else data  # trials: the main split alone
+        reserved = (REFIT_SHARE if refit else 0.0) + (FINALISTS_SHARE if rescoring else 0.0)
+        result = search(searched, spec, metric, storage=storage,
+                        budget_s=max(budget * (1 - reserved), 1.0), splits=splits)  # fmt: skip
         models = best_models(result, ctx.work_dir / "best")
-        candidates = final_model.fetch_candidates(result, ctx.work_dir / "candidates", metric)
+        candidates = final_model.fetch_candidates(result, ctx.work_dir / "candidates", metric,
+                                                  portfolio=rescoring)  # fmt: skip
     best = result.best
     print(f"[train] best: {best['family']} {metric.name}={best[metric.name]:.5f}")
 
-    final = final_model.choose(result, data, spec, metric, candidates)
-    rows = len(main.y_valid)
-    if main.task == "binary" and all(len(c.predictions) >= rows for _, c in final.members):
-        final.threshold = final_model.best_f1_threshold(
-            main.y_valid, final_model.blended_valid(final, rows)
-        )
+    rescored = None
+    if rescoring:
+        ends = started + spec.time_budget_s * (1 - (REFIT_SHARE if refit else 0.0))
+        rescored = score_finalists(candidates, result, data, spec, metric,
+                                   deadline=ends + sum(result.startup_s.values()))  # fmt: skip
+    if rescored is not None and rescored.candidates:
+        chosen_from = rescored.candidates
+        final = final_model.choose(chosen_from, rescored.targets, spec, metric, main.num_classes)
+    else:  # the search's own candidates, on the rows they were scored on
+        chosen_from = [c for c in candidates if c.trial["trial_id"] in result.candidates
+                       or c is candidates[0]]  # fmt: skip
+        y = final_model.validation_targets(searched, len(best.get("cv_scores") or [1]))
+        final = final_model.choose(chosen_from, y, spec, metric, main.num_classes)
+    final.finalists = rescored.record if rescored is not None else None
+    lead = chosen_from[0].trial  # the saved model's trial, or the ensemble's best single
+    if main.task == "binary":
+        final.threshold = final_model.best_f1_threshold(final)
     if final.is_ensemble:
         shown = ", ".join(f"{c.trial['family']} {w:.2f}" for w, c in final.members)
         chosen = final.selection
-        print(f"[train] ensemble: {metric.name}={chosen['score']:.5f} on validation vs "
+        rows = "the other folds" if "finalist_score" in lead else "validation"
+        print(f"[train] ensemble: {metric.name}={chosen['score']:.5f} on {rows} vs "
               f"{chosen['best_single']:.5f} for the best single model ({shown})")  # fmt: skip
     if spec.refit_on_train_valid and parallel:
         # A refit would be one process over train + valid: the very table data-parallel
@@ -110,8 +135,8 @@ def run(ctx: StageContext) -> None:
     model_dir = ctx.out_dir / "model"
     model_dir.mkdir(parents=True, exist_ok=True)
     model_file = final_model.save(final, model_dir, target_transform=scale["transform"])
-    selection = "cv" if data.cv else "valid"
-    info = model_info(best, result, main, schema, selection=selection, final=final,
+    selection = "cv" if searched.cv else "finalists" if final.finalists else "valid"
+    info = model_info(lead, result, main, schema, selection=selection, final=final,
                       model_file=model_file, scale=scale)  # fmt: skip
     write_json(model_dir / "model_info.json", info)
 
@@ -135,7 +160,9 @@ def run(ctx: StageContext) -> None:
         "model": info["family"],
         "tuning_metric": metric.name,
         f"valid_{metric.name}": round(best["valid"], 6),
-        **({f"cv_{metric.name}": round(best[metric.name], 6)} if data.cv else {}),
+        **({f"cv_{metric.name}": round(best[metric.name], 6)} if searched.cv else {}),
+        **({f"finalists_{metric.name}": round(lead["finalist_score"], 6)}
+           if "finalist_score" in lead else {}),
         f"test_{metric.name}": round(saved_test, 6),
         f"test_{metric.name}_best_single": round(tests[best["family"]], 6),
         "target_transform": scale["transform"],
@@ -146,6 +173,27 @@ def run(ctx: StageContext) -> None:
         "search_startup_s": round(sum(result.startup_s.values()), 3),
         "data_parallel": parallel,
     })  # fmt: skip
+
+
+def score_finalists(
+    candidates: list[final_model.Candidate], result: SearchResult, data: SearchData,
+    spec: TrainSpec, metric: TuningMetric, *, deadline: float,
+) -> finalists.Rescored:  # fmt: skip
+    """The search's finalists scored on the other folds (finalists.py), until deadline."""
+    ordered = finalists.order(candidates, result.leaderboard)
+    options = FitOptions(
+        metric=metric, seed=spec.seed, max_rounds=spec.max_rounds,
+        early_stopping_rounds=spec.early_stopping_rounds, report_every=spec.report_every,
+    )  # fmt: skip
+    rescored = finalists.rescore(ordered, data, options, threads=available_cpus(),
+                                 deadline=deadline)  # fmt: skip
+    record = rescored.record
+    print(f"[train] finalists: {len(rescored.candidates)} of {len(ordered)} scored on "
+          f"{record['folds']} more folds ({record['rows']} rows) in {record['seconds']:.1f}s"
+          + (f"; best {rescored.candidates[0].trial['family']} "
+             f"{metric.name}={rescored.candidates[0].trial['finalist_score']:.5f}"
+             if rescored.candidates else "; none in time: chosen on the valid split"))
+    return rescored
 
 
 def choose_scale(data: TrainingData, spec: TrainSpec, metric: TuningMetric) -> dict:
@@ -199,6 +247,10 @@ def model_info(
         "tuning_metric": {
             "name": result.metric.name, "mode": result.metric.mode, "valid": best["valid"],
             "cv": {"mean": best[result.metric.name], "scores": scores} if scores else None,
+            # scored again out of fold on the other folds, and chosen there (finalists.py)
+            "finalists": {"score": best["finalist_score"],
+                          "fold_scores": best["finalist_fold_scores"]}
+            if "finalist_score" in best else None,
             "selection": selection,
         },
         # log1p: the model predicts log1p(target); mlbatch.scoring returns expm1 of it

@@ -89,6 +89,7 @@ def final_document(final, scale: dict, metric, *, test: float) -> dict:
     return {
         "model": "ensemble" if final.is_ensemble else members[0]["family"],
         "members": members, "ensemble_selection": final.selection,
+        "finalists": final.finalists,
         "refit": final.refit, "refit_skipped": final.refit_skipped,
         "target_transform": scale, "threshold": final.threshold, "test": test,
     }  # fmt: skip

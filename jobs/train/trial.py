@@ -63,13 +63,14 @@ def run_trial(config: dict, *, data: SearchData, settings: TrialSettings) -> Non
     started = time.time()
     fit = family.fit(config, data.main, settings.fit_options(deadline=deadline, reporting=True))
     fit_s = time.time() - started
-    valid, predicted = _score(settings.metric, family, fit, data.main)
+    valid, predicted = score_fit(settings.metric, family, fit, data.main)
     folds, predictions = [valid], [predicted]
     quiet = settings.fit_options(deadline=deadline, reporting=False)
     for fold in data.folds:
         if time.time() >= deadline:
             break  # the budget is spent: the folds done so far make the score
-        score, predicted = _score(settings.metric, family, family.fit(config, fold, quiet), fold)
+        fitted = family.fit(config, fold, quiet)
+        score, predicted = score_fit(settings.metric, family, fitted, fold)
         folds.append(score)
         predictions.append(predicted)
     curve = fit.curve.thinned(CURVE_POINTS)
@@ -105,7 +106,9 @@ def _report_round(metric: str):
     return report
 
 
-def _score(metric: TuningMetric, family, fit: Fit, data: TrainingData) -> tuple[float, np.ndarray]:
+def score_fit(
+    metric: TuningMetric, family, fit: Fit, data: TrainingData
+) -> tuple[float, np.ndarray]:
     """The metric on the original scale of the target, and the predictions it scored."""
     scale = data.target_transform
     predictions = inverse(scale, family.predict(fit.model, data.x_valid))

@@ -31,9 +31,9 @@ def run_train(layout, home: Path, env: dict | None = None) -> subprocess.Complet
     )  # fmt: skip
 
 
-def test_stage_scores_folds_refits_and_commits(tmp_path):
+def test_stage_scores_every_trial_on_the_folds_refits_and_commits(tmp_path):
     train = {"models": ["linear", "xgboost"], "num_samples": 2, "time_budget_s": 40,
-             "refit_on_train_valid": True}  # fmt: skip
+             "refit_on_train_valid": True, "cv": "trials"}  # fmt: skip
     layout = committed_features(tmp_path / "store", "binary", train=train, folds=3)
     done = run_train(layout, tmp_path / "home")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
@@ -73,6 +73,46 @@ def test_stage_scores_folds_refits_and_commits(tmp_path):
     tune_state = storage.local_path(layout.scratch_uri("train", "1-abcd"))
     assert (tune_state / "xgboost").is_dir()
     assert list((tmp_path / "home").iterdir()) == []  # Ray kept to scratch space
+
+
+def test_by_default_the_finalists_are_scored_on_the_other_folds_and_chosen_there(tmp_path):
+    train = {"models": ["linear", "lightgbm"], "time_budget_s": 30}
+    layout = committed_features(tmp_path / "store", "binary", train=train, folds=3)
+    done = run_train(layout, tmp_path / "home")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
+    manifest, _ = load_manifest(layout, "train")
+    attempt = storage.local_path(layout.attempt_uri("train", "1-abcd"))
+    leaderboard = json.loads((attempt / "leaderboard.json").read_text())
+    trials = pq.read_table(attempt / "trials.parquet").to_pandas()
+    # Trials fit the main split alone: the search keeps its trial count.
+    assert leaderboard["selection"] == "valid" and trials["cv_scores"].isna().all()
+    portfolio = trials[(trials["origin"] == "portfolio") & (trials["status"] == "ok")]
+    assert set(portfolio["family"]) == {"linear", "lightgbm"}, trials[["family", "origin"]]
+
+    finalists = leaderboard["final"]["finalists"]
+    listing = json.loads(storage.local_path(
+        layout.attempt_uri("features", "1-aaaa")).joinpath("folds.json").read_text())
+    others = listing["folds"][:-1]  # the last fold is the main train/valid split
+    assert finalists["folds"] == 2 and finalists["rows"] == sum(f["valid_rows"] for f in others)
+    scored = {entry["trial_id"] for entry in finalists["scored"]}
+    assert set(portfolio["trial_id"]) <= scored | set(finalists["left_out"])
+    assert {entry["family"] for entry in finalists["scored"]} == {"linear", "lightgbm"}
+    scores = [entry["score"] for entry in finalists["scored"]]
+    assert scores == sorted(scores, reverse=True)  # best first: roc_auc
+    lead = finalists["scored"][0]
+    info = json.loads((attempt / "model" / "model_info.json").read_text())
+    assert info["tuning_metric"]["selection"] == "finalists"
+    assert info["tuning_metric"]["finalists"]["score"] == pytest.approx(lead["score"])
+    assert manifest.metrics["finalists_roc_auc"] == pytest.approx(lead["score"], abs=1e-6)
+    if info["ensemble"]:
+        assert info["ensemble"]["rows"] == finalists["rows"]
+        assert info["ensemble"]["score"] >= lead["score"]
+    else:
+        assert info["trial_id"] == lead["trial_id"]
+    assert "out of fold" in info["threshold"]["rule"]
+    assert all(r["rows"] == 540 for r in leaderboard["final"]["refit"])  # train + valid
+    assert "[train] finalists: " in done.stdout and "scored on 2 more folds" in done.stdout
 
 
 def test_a_required_gpu_without_one_is_bad_input(tmp_path):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from mlbatch.spec.base import Model
 
@@ -81,7 +81,13 @@ class TrainSpec(Model):
         default_factory=dict,
         description="per family, ranges (or fixed values) that replace the default ones",
     )
-    cv: bool = Field(default=True, description="score trials on features' folds when written")
+    cv: Literal["finalists", "trials", "off"] = Field(
+        default="finalists", description="where features wrote CV folds: finalists scores "
+        "each family's best trials and its portfolio's defaults on the other folds and "
+        "chooses the final model (single or ensemble) there; trials scores every trial on "
+        "every fold (a fifth of the trials); off uses the train/valid split alone. true and "
+        "false mean trials and off",
+    )  # fmt: skip
     refit_on_train_valid: bool = Field(
         default=True, description="refit the saved model (every ensemble member) on train + "
         "valid, boosting rounds scaled to the larger data",
@@ -106,6 +112,14 @@ class TrainSpec(Model):
         default=2, ge=2, le=256, description="Ray Train workers per data-parallel trial"
     )
     seed: int = 0
+
+    @field_validator("cv", mode="before")
+    @classmethod
+    def _cv_as_before(cls, value):
+        """Specs written when cv was a switch: true scored every trial on every fold."""
+        if isinstance(value, bool):
+            return "trials" if value else "off"
+        return value
 
     @model_validator(mode="after")
     def _consistent(self) -> TrainSpec:
