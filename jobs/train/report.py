@@ -86,6 +86,20 @@ def _leaderboard(leaderboard: dict, metric: str) -> str:
     return "<h2>Leaderboard</h2>" + _table(header, rows)
 
 
+def _finalists(finalists: dict | None, metric: str) -> str:
+    """The finalists' scores on the other folds, where the saved model was chosen."""
+    if not finalists:
+        return ""
+    html = (f"<p>Chosen on the other {finalists['folds']} CV folds' {finalists['rows']} "
+            f"validation rows (out of fold), among {len(finalists['scored'])} finalists "
+            f"fitted on every fold in {finalists['seconds']:.1f}s"
+            + (f"; {len(finalists['left_out'])} left out when the time ran out"
+               if finalists["left_out"] else "") + ":</p>")  # fmt: skip
+    rows = [[f["family"], f["trial_id"], f["origin"] or "", _number(f["valid"]),
+             _number(f["score"])] for f in finalists["scored"]]  # fmt: skip
+    return html + _table(["family", "trial", "origin", "valid", f"{metric} out of fold"], rows)
+
+
 def _final(final: dict, metric: str) -> str:
     """The saved model: its members and weights, how they were chosen, the target's scale."""
     html = f"<h2>Saved model: {escape(final['model'])}</h2>"
@@ -98,6 +112,7 @@ def _final(final: dict, metric: str) -> str:
     rows = [[m["family"], m["trial_id"], f"{m['weight']:.3f}", _number(m.get(metric)),
              _number(m.get("valid"))] for m in final["members"]]  # fmt: skip
     html += _table(["family", "trial", "weight", metric, "valid"], rows)
+    html += _finalists(final.get("finalists"), metric)
     refit = final.get("refit")
     if refit:
         html += "<p>Refit on train + valid: " + ", ".join(

@@ -33,7 +33,7 @@ def run_train(layout, home: Path, env: dict | None = None) -> subprocess.Complet
 
 def test_stage_scores_every_trial_on_the_folds_refits_and_commits(tmp_path):
     train = {"models": ["linear", "xgboost"], "num_samples": 2, "time_budget_s": 40,
-             "refit_on_train_valid": True, "cv": "trials"}  # fmt: skip
+             "refit_on_train_valid": True}  # fmt: skip
     layout = committed_features(tmp_path / "store", "binary", train=train, folds=3)
     done = run_train(layout, tmp_path / "home")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
@@ -75,8 +75,8 @@ def test_stage_scores_every_trial_on_the_folds_refits_and_commits(tmp_path):
     assert list((tmp_path / "home").iterdir()) == []  # Ray kept to scratch space
 
 
-def test_by_default_the_finalists_are_scored_on_the_other_folds_and_chosen_there(tmp_path):
-    train = {"models": ["linear", "lightgbm"], "time_budget_s": 30}
+def test_finalists_are_scored_on_the_other_folds_and_the_model_chosen_there(tmp_path):
+    train = {"models": ["linear", "lightgbm"], "time_budget_s": 30, "cv": "finalists"}
     layout = committed_features(tmp_path / "store", "binary", train=train, folds=3)
     done = run_train(layout, tmp_path / "home")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
@@ -113,6 +113,7 @@ def test_by_default_the_finalists_are_scored_on_the_other_folds_and_chosen_there
     assert "out of fold" in info["threshold"]["rule"]
     assert all(r["rows"] == 540 for r in leaderboard["final"]["refit"])  # train + valid
     assert "[train] finalists: " in done.stdout and "scored on 2 more folds" in done.stdout
+    assert "Chosen on the other 2 CV folds" in (attempt / "report.html").read_text()
 
 
 def test_a_required_gpu_without_one_is_bad_input(tmp_path):

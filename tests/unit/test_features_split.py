@@ -32,9 +32,9 @@ def assert_partition(split) -> None:
         assert (np.diff(rows) > 0).all()  # sorted row positions
 
 
-def test_without_folds_the_split_is_70_20_10_stratified():
+def test_by_default_the_split_is_70_20_10_stratified():
     data, labels = table()
-    split = split_rows(data, labels, "binary", SplitSpec(folds=None))
+    split = split_rows(data, labels, "binary", SplitSpec())
     assert_partition(split)
     sizes = {name: len(rows) for name, rows in split.rows.items()}
     assert sizes == {"train": 1400, "valid": 400, "test": 200}
@@ -54,7 +54,6 @@ def test_a_stratified_cut_gives_each_class_its_share_to_the_row():
 
 
 def test_auto_folds_cross_validate_a_small_table_in_five_stratified_folds():
-    assert SplitSpec().folds == "auto"  # the default
     data, labels = table()
     split = split_rows(data, labels, "binary", SplitSpec(folds="auto"))
     assert_partition(split)

@@ -115,5 +115,5 @@ def test_a_trial_of_a_portfolio_configuration_is_recorded_as_one():
         "origin"] == "portfolio"  # fmt: skip
     assert trial_record("lightgbm", Result(tuned), "roc_auc", points)["origin"] == "search"
     assert trial_record("lightgbm", Result(points[0]), "roc_auc")["origin"] == "search"
-    assert TrainSpec().cv == "finalists"
+    assert TrainSpec().cv == "trials"
     assert TrainSpec(cv=True).cv == "trials" and TrainSpec(cv=False).cv == "off"  # older specs

@@ -12,9 +12,11 @@ from pydantic import Field, model_validator
 
 from mlbatch.spec.base import Model
 
-# features.split.folds: auto (the default): 5-fold CV for a small random split, where one
-# validation split is too noisy to choose a model on. train scores only its finalists on
-# the other folds (train.cv: finalists), so the search keeps its trials (docs/train.md).
+# features.split.folds: auto (opt-in): 5-fold CV for a small random split. Not the
+# default: at a 60 s budget on 2 CPUs, one 70/20 split scored better than 5-fold CV on
+# most of 11 small benchmark tables (docs/train.md), CV leaving a fifth of the trials; and
+# scoring only the finalists on the folds (train.cv: finalists) was level with one split
+# at 60 s and 300 s (docs/train.md, 2026-12-05).
 AUTO_FOLDS = 5
 AUTO_FOLDS_MAX_ROWS = 10_000
 
@@ -39,7 +41,7 @@ class SplitSpec(Model):
     time_column: str | None = Field(default=None, description="strategy time: the clock")
     group_column: str | None = Field(default=None, description="strategy group: the groups")
     folds: Literal["auto"] | int | None = Field(
-        default="auto",
+        default=None,
         description="k-fold CV on the rows outside test (written to folds/); the last fold "
         "is also splits/valid, and train/valid fractions are then not used. auto: "
         f"{AUTO_FOLDS} folds for a random split with the default fractions and at most "

@@ -81,12 +81,12 @@ class TrainSpec(Model):
         default_factory=dict,
         description="per family, ranges (or fixed values) that replace the default ones",
     )
-    cv: Literal["finalists", "trials", "off"] = Field(
-        default="finalists", description="where features wrote CV folds: finalists scores "
-        "each family's best trials and its portfolio's defaults on the other folds and "
-        "chooses the final model (single or ensemble) there; trials scores every trial on "
-        "every fold (a fifth of the trials); off uses the train/valid split alone. true and "
-        "false mean trials and off",
+    cv: Literal["trials", "finalists", "off"] = Field(
+        default="trials", description="where features wrote CV folds: trials scores every "
+        "trial on every fold (five fits a trial); finalists fits each trial once and scores "
+        "each family's best trials and its portfolio's defaults on the other folds, choosing "
+        "the final model (single or ensemble) there; off uses the train/valid split alone. "
+        "true and false mean trials and off",
     )  # fmt: skip
     refit_on_train_valid: bool = Field(
         default=True, description="refit the saved model (every ensemble member) on train + "
