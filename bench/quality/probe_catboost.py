@@ -13,12 +13,9 @@ learning rate 0.05 and depth 6, as AutoGluon's CatBoost model starts. One thread
 
 from __future__ import annotations
 
-import argparse
 import sys
-import tempfile
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 from catboost import CatBoost, Pool
 from sklearn.model_selection import train_test_split
@@ -26,9 +23,8 @@ from sklearn.model_selection import train_test_split
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from common import METRICS, score, write_predictions  # noqa: E402
-from datasets import BY_NAME, DATASETS, prepare  # noqa: E402
-from probe_extra_trees import load  # noqa: E402
+from datasets import BY_NAME, prepare  # noqa: E402
+from probe_extra_trees import compare, load, test_metric  # noqa: E402
 from probe_extra_trees import test_score as lightgbm_score  # noqa: E402
 from run_quality import WORK  # noqa: E402
 
@@ -66,30 +62,14 @@ def catboost_score(name: str, seed: int) -> float:
     predicted = model.predict(pool(x_test, None, categorical), prediction_type=kind)
     if dataset.task == "binary":
         predicted = predicted[:, 1]
-    with tempfile.TemporaryDirectory() as work:  # the contenders' format, scored as theirs
-        path = str(Path(work) / "predictions.csv")
-        write_predictions(path, dataset.task, predicted, classes=classes)
-        scores = score(dataset.task, y_test, pd.read_csv(path))
-    return scores[METRICS[dataset.task]]
+    return test_metric(dataset.task, predicted, classes, y_test)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--datasets", default=",".join(d.name for d in DATASETS))
-    parser.add_argument("--seeds", type=int, default=4)
-    args = parser.parse_args()
-    print("| table | metric | LightGBM defaults | CatBoost defaults | CatBoost better on |")
-    print("|---|---|---:|---:|---:|")
-    for name in args.datasets.split(","):
-        task = BY_NAME[name].task
-        seeds = range(args.seeds)
-        lightgbm = [lightgbm_score(name, False, seed) for seed in seeds]
-        catboost = [catboost_score(name, seed) for seed in seeds]
-        higher = task == "binary"
-        wins = sum((c > g) == higher for g, c in zip(lightgbm, catboost, strict=True))
-        metric = {"binary": "roc_auc ↑", "multiclass": "log_loss ↓", "regression": "rmse ↓"}
-        print(f"| {name} | {metric[task]} | {np.mean(lightgbm):.4f} | {np.mean(catboost):.4f} "
-              f"| {wins} of {args.seeds} |", flush=True)  # fmt: skip
+    compare(__doc__.splitlines()[0], [
+        ("LightGBM defaults", lambda name, seed: lightgbm_score(name, False, seed)),
+        ("CatBoost defaults", catboost_score),
+    ])  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -70,29 +70,45 @@ def test_score(name: str, extra_trees: bool, seed: int) -> float:
     )  # fmt: skip
     rounds = max(1, round(stopped.best_iteration * len(x) / len(x_fit)))
     predicted = lightgbm.train(params, lightgbm.Dataset(x, labels), rounds).predict(x_test)
-    with tempfile.TemporaryDirectory() as folder:  # the contenders' format, scored as theirs
+    return test_metric(dataset.task, predicted, classes, y_test)
+
+
+def test_metric(task: str, predicted, classes: list, y_test) -> float:
+    """The benchmark's metric of test predictions, written and scored as a contender's."""
+    with tempfile.TemporaryDirectory() as folder:
         path = str(Path(folder) / "predictions.csv")
-        write_predictions(path, dataset.task, predicted, classes=classes)
-        scores = score(dataset.task, y_test, pd.read_csv(path))
-    return scores[METRICS[dataset.task]]
+        write_predictions(path, task, predicted, classes=classes)
+        scores = score(task, y_test, pd.read_csv(path))
+    return scores[METRICS[task]]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def compare(description: str, contenders: list[tuple]) -> None:
+    """The command line of a probe: per table, the mean test score of a baseline and of a
+    challenger over the seeds, and in how many seeds the challenger was better.
+    contenders: [(label, scorer), (label, scorer)], a scorer (table, seed) -> score."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--datasets", default=",".join(d.name for d in DATASETS))
     parser.add_argument("--seeds", type=int, default=4)
     args = parser.parse_args()
-    print("| table | metric | defaults | extra_trees | extra_trees better on |")
+    (first, baseline), (second, challenger) = contenders
+    print(f"| table | metric | {first} | {second} | {second} better on |")
     print("|---|---|---:|---:|---:|")
     for name in args.datasets.split(","):
         task = BY_NAME[name].task
-        scores = {flag: [test_score(name, flag, seed) for seed in range(args.seeds)]
-                  for flag in (False, True)}  # fmt: skip
+        a = [baseline(name, seed) for seed in range(args.seeds)]
+        b = [challenger(name, seed) for seed in range(args.seeds)]
         higher = task == "binary"
-        wins = sum((b > a) == higher for a, b in zip(scores[False], scores[True], strict=True))
+        wins = sum((y > x) == higher for x, y in zip(a, b, strict=True))
         metric = {"binary": "roc_auc ↑", "multiclass": "log_loss ↓", "regression": "rmse ↓"}
-        print(f"| {name} | {metric[task]} | {np.mean(scores[False]):.4f} | "
-              f"{np.mean(scores[True]):.4f} | {wins} of {args.seeds} |", flush=True)  # fmt: skip
+        print(f"| {name} | {metric[task]} | {np.mean(a):.4f} | {np.mean(b):.4f} | "
+              f"{wins} of {args.seeds} |", flush=True)  # fmt: skip
+
+
+def main() -> None:
+    compare(__doc__.splitlines()[0], [
+        ("defaults", lambda name, seed: test_score(name, False, seed)),
+        ("extra_trees", lambda name, seed: test_score(name, True, seed)),
+    ])  # fmt: skip
 
 
 if __name__ == "__main__":
